@@ -1,0 +1,50 @@
+//! The `hearth` command: run workloads, validate manifests.
+//!
+//! Owns argument parsing, logging set-up, process exit codes and signal handling. Everything
+//! else is delegated: manifests to `hearth-manifest`, instances to `hearth-runtime`, HTTP to
+//! `hearth-http`.
+
+mod logging;
+mod run;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for a manifest or usage problem (nothing was started).
+const EXIT_INVALID: u8 = 2;
+/// Exit code for a failure while starting or running.
+const EXIT_FAILED: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, about = "Run WebAssembly workloads: stateless components plus an optional service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run workloads and serve their HTTP routes until SIGINT or SIGTERM.
+    #[command(after_help = "Examples:\n  hearth run examples/hello/workload.yaml\n  hearth run --http 0.0.0.0:8080 --admin 127.0.0.1:9090 a.yaml b.yaml")]
+    Run(run::RunArgs),
+    /// Check manifests and the component files they name, without running anything.
+    #[command(after_help = "Examples:\n  hearth validate examples/hello/workload.yaml\n\nExit status: 0 when valid, 2 when not.")]
+    Validate {
+        /// Manifest files (YAML, one or more documents each).
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::main(args),
+        Command::Validate { manifests } => {
+            logging::init(logging::LogFormat::Human);
+            validate::main(&manifests)
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `hearth run`: deploy workloads from manifests, serve HTTP ingress (and the admin API),
+//! and shut down gracefully on SIGINT or SIGTERM.
+
+use crate::logging::{self, LogFormat};
+use crate::{EXIT_FAILED, EXIT_INVALID};
+use hearth_http::{Router, ServeOptions};
+use hearth_runtime::{EngineOptions, Runtime};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Manifest files (YAML, one or more documents each).
+    #[arg(required = true)]
+    manifests: Vec<PathBuf>,
+    /// Address the HTTP ingress listens on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "HEARTH_HTTP")]
+    http: SocketAddr,
+    /// Address of the admin API (`/healthz`, `/v1/workloads`); off unless given.
+    #[arg(long, env = "HEARTH_ADMIN")]
+    admin: Option<SocketAddr>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "human")]
+    log_format: LogFormat,
+    /// Directory of the compiled-component cache.
+    #[arg(long, env = "HEARTH_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component afresh instead of using the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout: u64,
+    /// Allocate instances on demand instead of from a pre-reserved pool.
+    #[arg(long)]
+    no_pooling: bool,
+}
+
+pub fn main(args: RunArgs) -> ExitCode {
+    logging::init(args.log_format);
+    let workloads = match hearth_manifest::load_files(&args.manifests) {
+        Ok(w) => w,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .thread_name("hearth-worker")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match rt.block_on(serve(args, workloads)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let cache_dir = if args.no_cache { None } else { Some(args.cache_dir.unwrap_or_else(default_cache_dir)) };
+    let runtime = Arc::new(Runtime::new(EngineOptions {
+        cache_dir,
+        pooling: !args.no_pooling,
+        ..EngineOptions::default()
+    })?);
+
+    let mut running = Vec::with_capacity(workloads.len());
+    for w in &workloads {
+        running.push(runtime.deploy(w).await?);
+    }
+    let running = Arc::new(running);
+    let router = Arc::new(Router::new(&running));
+
+    let listener = TcpListener::bind(args.http)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.http))?;
+    let http_addr = listener.local_addr()?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let admin = match args.admin {
+        Some(addr) => {
+            let admin_listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for the admin API on {addr}: {e}"))?;
+            let admin_addr = admin_listener.local_addr()?;
+            tracing::info!(addr = %admin_addr, "admin API listening");
+            Some(tokio::spawn(hearth_http::serve_admin(
+                admin_listener,
+                Arc::clone(&running),
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
+
+    tracing::info!(
+        addr = %http_addr,
+        url = %format!("http://{http_addr}/"),
+        workloads = running.len(),
+        pooling = runtime.engine().pooling(),
+        startup_ms = started.elapsed().as_secs_f64() * 1e3,
+        "HTTP ingress listening"
+    );
+
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let drained = hearth_http::serve(
+        listener,
+        router,
+        stopped(stop_rx),
+        ServeOptions { drain_timeout: Duration::from_secs(args.drain_timeout) },
+    )
+    .await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    tracing::info!(drained, "hearth stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop hearth with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "shutting down");
+}
+
+fn default_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("hearth").join("components")
+}

@@ -1,0 +1,247 @@
+//! Test support: guest builds, temporary manifests, a real `hearth` process, and a small
+//! HTTP/1.1 client that reports exactly what came over the wire.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Builds the guest workspace once per test process and returns its output folder.
+pub fn guests() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = repo_root().join("guests");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--quiet"])
+            .current_dir(&root)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("run cargo for the guests");
+        assert!(status.success(), "building guests failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)");
+        root.join("target/wasm32-wasip2/release")
+    })
+}
+
+/// The path of a built guest, e.g. `wasm("hello")`.
+pub fn wasm(name: &str) -> String {
+    guests().join(format!("{name}.wasm")).display().to_string()
+}
+
+/// A temporary directory for manifests, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("hearth-test-{}-{tag}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `Workload` manifest with the given component list (YAML, indented as list items).
+pub fn workload(name: &str, components: &str) -> String {
+    format!("apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\nspec:\n  components:\n{components}")
+}
+
+/// The compiled-component cache shared by every test, so each guest compiles once.
+fn cache_dir() -> PathBuf {
+    repo_root().join("target/hearth-test-cache")
+}
+
+/// A running `hearth run` process.
+pub struct Hearth {
+    child: Child,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Hearth {
+    /// Starts `hearth run` on ephemeral ports and waits until it serves.
+    pub fn start(manifests: &[&Path]) -> Self {
+        Self::start_with(manifests, &[])
+    }
+
+    pub fn start_with(manifests: &[&Path], extra: &[&str]) -> Self {
+        guests();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--cache-dir")
+            .arg(cache_dir())
+            .args(extra)
+            .args(manifests)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hearth");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let msg = v["message"].as_str().unwrap_or_default();
+                    if msg == "HTTP ingress listening" || msg == "admin API listening" {
+                        let _ = tx.send((msg.to_string(), v["addr"].as_str().unwrap_or_default().to_string()));
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let (mut http, mut admin) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while http.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((msg, addr)) if msg == "HTTP ingress listening" => http = Some(addr.parse().unwrap()),
+                Ok((_, addr)) => admin = Some(addr.parse().unwrap()),
+                Err(_) => {
+                    let status = child.try_wait().unwrap();
+                    panic!("hearth did not start (exit: {status:?}); logs:\n{}", logs.lock().unwrap().join("\n"));
+                }
+            }
+        }
+        Self { child, http: http.unwrap(), admin: admin.unwrap(), logs }
+    }
+
+    /// `GET path` with `Host: host`.
+    pub fn get(&self, host: &str, path: &str) -> Response {
+        request(self.http, host, path)
+    }
+
+    /// `GET path` on the admin API.
+    pub fn admin_get(&self, path: &str) -> Response {
+        request(self.admin, "admin", path)
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits up to `within` for a log line containing every one of `needles`.
+    pub fn wait_for_log(&self, needles: &[&str], within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.logs().into_iter().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no log line with {needles:?}; logs:\n{}", self.logs().join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "hearth did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Hearth {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response as read off the wire.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One `GET` over a fresh connection (`Connection: close`), read to the end.
+pub fn request(addr: SocketAddr, host: &str, path: &str) -> Response {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("malformed response: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_string() };
+    Response { status, headers, body }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// Runs `hearth ARGS` to completion, returning (exit code, stdout, stderr).
+pub fn hearth_cmd(args: &[&str]) -> (i32, String, String) {
+    guests();
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,15 @@
+//! hearth's HTTP edge: the ingress that routes requests by host and longest path prefix into
+//! fresh component instances, and the small admin API.
+//!
+//! Owns the HTTP/1.1 and HTTP/2 server loop, graceful draining, routing, and turning
+//! invocation failures into status codes. It does not own instances or limits: those are
+//! `hearth-runtime`'s.
+
+mod admin;
+mod responses;
+mod router;
+mod server;
+
+pub use admin::{WorkloadStatus, serve_admin, workload_status};
+pub use router::Router;
+pub use server::{ServeOptions, serve};

@@ -1,0 +1,104 @@
+//! Routing: `Host` (port ignored, case-insensitive) then the longest path prefix, matched on
+//! segment boundaries. Routes naming a host are tried before routes for any host.
+
+use hearth_manifest::RouteKey;
+use hearth_runtime::{ComponentRuntime, RunningWorkload};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The routing table of every running workload. Immutable: a new table replaces the old.
+#[derive(Default)]
+pub struct Router {
+    by_host: HashMap<String, Vec<Route>>,
+    any_host: Vec<Route>,
+}
+
+struct Route {
+    prefix: String,
+    target: Arc<ComponentRuntime>,
+}
+
+impl Router {
+    /// Builds the table from the HTTP-routed components of `workloads`.
+    pub fn new(workloads: &[Arc<RunningWorkload>]) -> Self {
+        let mut router = Router::default();
+        for w in workloads {
+            for c in &w.components {
+                let Some(route) = c.route() else { continue };
+                let key = RouteKey::new(route.host.as_deref(), &route.path);
+                let entry = Route { prefix: key.path, target: Arc::clone(c) };
+                match key.host {
+                    Some(host) => router.by_host.entry(host).or_default().push(entry),
+                    None => router.any_host.push(entry),
+                }
+            }
+        }
+        let longest_first = |a: &Route, b: &Route| b.prefix.len().cmp(&a.prefix.len());
+        router.any_host.sort_by(longest_first);
+        for routes in router.by_host.values_mut() {
+            routes.sort_by(longest_first);
+        }
+        router
+    }
+
+    /// The component serving `path` on `host` (a `Host` header value, port allowed).
+    pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<&Arc<ComponentRuntime>> {
+        if let Some(host) = host.map(bare_host)
+            && let Some(routes) = self.by_host.get(host.as_ref())
+            && let Some(hit) = longest(routes, path)
+        {
+            return Some(hit);
+        }
+        longest(&self.any_host, path)
+    }
+
+    /// Whether any route exists at all.
+    pub fn is_empty(&self) -> bool {
+        self.any_host.is_empty() && self.by_host.is_empty()
+    }
+}
+
+fn longest<'a>(routes: &'a [Route], path: &str) -> Option<&'a Arc<ComponentRuntime>> {
+    routes.iter().find(|r| prefix_matches(&r.prefix, path)).map(|r| &r.target)
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || (path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+}
+
+/// `Example.COM:8080` → `example.com`, `[::1]:80` → `[::1]`; allocates only to lower-case.
+fn bare_host(host: &str) -> Cow<'_, str> {
+    let host = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    };
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_on_segment_boundaries() {
+        assert!(prefix_matches("/", "/anything"));
+        assert!(prefix_matches("/api", "/api"));
+        assert!(prefix_matches("/api", "/api/v1"));
+        assert!(!prefix_matches("/api", "/apix"));
+        assert!(!prefix_matches("/api", "/"));
+    }
+
+    #[test]
+    fn hosts_lose_port_and_case() {
+        assert_eq!(bare_host("Hello.Localhost:8080"), "hello.localhost");
+        assert_eq!(bare_host("hello.localhost"), "hello.localhost");
+        assert_eq!(bare_host("[::1]:80"), "[::1]");
+        assert_eq!(bare_host("[::1]"), "[::1]");
+    }
+}

@@ -1,0 +1,20 @@
+//! The hearth workload manifest.
+//!
+//! Owns the manifest's types ([`Workload`] and everything under it), reading YAML files with
+//! one or more documents, and validating them with errors that name the file, the field path
+//! (`spec.components[1].http.path`) and what was expected. It knows nothing about Wasm beyond
+//! file paths: checking that an image really is a component, and what it exports, belongs to
+//! the runtime.
+
+mod error;
+mod parse;
+mod types;
+mod validate;
+
+pub use error::{ManifestError, ManifestErrors};
+pub use parse::{load_files, parse_str};
+pub use types::*;
+pub use validate::RouteKey;
+
+/// The only `apiVersion` this version of hearth understands.
+pub const API_VERSION: &str = "hearth.dev/v1alpha1";

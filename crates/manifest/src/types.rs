@@ -1,0 +1,238 @@
+//! The manifest's types, as read from YAML.
+//!
+//! The wire shapes ([`WorkloadDocument`], [`DeploymentDocument`]) mirror the Kubernetes
+//! resources one-to-one so the same file can later be applied to a cluster; [`Workload`] is the
+//! normalised form the rest of hearth consumes, whichever kind the document was.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Default memory limit of one component instance.
+pub const DEFAULT_MEMORY_MIB: u32 = 64;
+/// Default deadline of one invocation.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// Default number of instances of one component that may run at once.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 256;
+
+/// A workload, normalised from either manifest kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Workload {
+    /// `metadata.name`.
+    pub name: String,
+    /// Which kind the document was.
+    pub kind: WorkloadKind,
+    /// `spec.replicas` of a `WorkloadDeployment`; 1 for a `Workload`.
+    pub replicas: u32,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// The workload itself.
+    pub spec: WorkloadSpec,
+    /// Where the document came from.
+    pub source: Source,
+}
+
+/// The file (and document within it) a workload was read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// 0-based index of the YAML document within the file.
+    pub document: usize,
+    /// How many documents the file has; messages number documents only when it is several.
+    pub documents_in_file: usize,
+    /// The field path prefix of the workload spec inside the document (`spec` or
+    /// `spec.template.spec`), for error messages raised after parsing.
+    pub spec_path: &'static str,
+}
+
+impl Source {
+    /// The document number to show in messages, if the file has several.
+    pub fn document_label(&self) -> Option<usize> {
+        (self.documents_in_file > 1).then_some(self.document)
+    }
+
+    /// The directory relative image paths are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+
+    /// A field path under this workload's spec, e.g. `spec.components[1].image`.
+    pub fn field(&self, rest: &str) -> String {
+        format!("{}.{rest}", self.spec_path)
+    }
+}
+
+/// The two resource kinds a manifest document may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    /// A single workload.
+    Workload,
+    /// A workload with a replica count, `spec.template.spec` holding the workload.
+    WorkloadDeployment,
+}
+
+/// `kind: Workload`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadDocument {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: WorkloadSpec,
+}
+
+/// `kind: WorkloadDeployment`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentDocument {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: DeploymentSpec,
+}
+
+/// `spec` of a `WorkloadDeployment`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentSpec {
+    #[serde(default = "one")]
+    pub replicas: u32,
+    pub template: Template,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `spec.template` of a `WorkloadDeployment`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Template {
+    #[serde(default)]
+    pub metadata: Option<TemplateMetadata>,
+    pub spec: WorkloadSpec,
+}
+
+/// `spec.template.metadata`: only labels make sense on a template.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplateMetadata {
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// `metadata`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What a workload is made of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// The stateless components, each instantiated fresh per invocation.
+    #[serde(default)]
+    pub components: Vec<ComponentSpec>,
+}
+
+/// One stateless component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentSpec {
+    /// Unique within the workload; a DNS label.
+    pub name: String,
+    /// Path of the `.wasm` file, relative to the manifest.
+    pub image: String,
+    /// Route HTTP requests to this component.
+    #[serde(default)]
+    pub http: Option<HttpRoute>,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Environment variables the guest sees.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Configuration values (served by `wasi:config` once that interface lands).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+/// Which HTTP requests reach a component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRoute {
+    /// Matches the request's `Host` (port ignored, case-insensitive); absent matches any host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix, matched on segment boundaries; the longest matching prefix wins.
+    #[serde(default = "root_path")]
+    pub path: String,
+}
+
+fn root_path() -> String {
+    "/".to_string()
+}
+
+/// Resource limits of one component instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory limit in MiB.
+    #[serde(rename = "memoryMiB", default = "default_memory")]
+    pub memory_mib: u32,
+    /// Deadline of one invocation, in milliseconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// Instances allowed to run at once; further requests queue briefly, then get `503`.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mib: DEFAULT_MEMORY_MIB,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+        }
+    }
+}
+
+fn default_memory() -> u32 {
+    DEFAULT_MEMORY_MIB
+}
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+fn default_concurrency() -> u32 {
+    DEFAULT_MAX_CONCURRENCY
+}
+
+/// Where a component's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    /// A local file, already resolved against the manifest's directory.
+    File(PathBuf),
+}
+
+impl ComponentSpec {
+    /// Resolves `image` against the directory of the manifest it came from.
+    pub fn image_ref(&self, source: &Source) -> ImageRef {
+        let path = Path::new(&self.image);
+        if path.is_absolute() {
+            ImageRef::File(path.to_path_buf())
+        } else {
+            ImageRef::File(source.base_dir().join(path))
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Semantic checks that serde cannot express: names, routes, limits, and conflicts across
+//! documents and files. Every check reports the field path it is about.
+
+use crate::error::ManifestError;
+use crate::types::{ComponentSpec, Workload};
+use std::collections::HashMap;
+
+/// Largest memory limit a component may ask for.
+const MAX_MEMORY_MIB: u32 = 4096;
+/// Largest `maxConcurrency`; the engine's instance pool is sized from this.
+const MAX_CONCURRENCY: u32 = 10_000;
+
+/// A route's identity: two routes with the same key conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteKey {
+    /// Lower-cased host, or `None` for any host.
+    pub host: Option<String>,
+    /// Normalised path prefix: starts with `/`, no trailing `/` except for the root.
+    pub path: String,
+}
+
+impl RouteKey {
+    /// Normalises a manifest route.
+    pub fn new(host: Option<&str>, path: &str) -> Self {
+        let trimmed = path.trim_end_matches('/');
+        Self {
+            host: host.map(str::to_ascii_lowercase),
+            path: if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() },
+        }
+    }
+}
+
+impl std::fmt::Display for RouteKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.host.as_deref().unwrap_or("*"), self.path)
+    }
+}
+
+/// Checks one workload on its own.
+pub(crate) fn workload(w: &Workload, doc: Option<usize>) -> Vec<ManifestError> {
+    let file = &w.source.file;
+    let mut errors = Vec::new();
+    let mut err = |path: String, msg: String| errors.push(ManifestError::new(file, doc, path, msg));
+
+    if let Err(why) = dns_label(&w.name) {
+        err("metadata.name".into(), why);
+    }
+    if w.replicas == 0 {
+        err("spec.replicas".into(), "expected at least 1".into());
+    }
+    if w.spec.components.is_empty() {
+        err(
+            w.source.field("components"),
+            "expected at least one component".into(),
+        );
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut routes: HashMap<RouteKey, usize> = HashMap::new();
+    for (i, c) in w.spec.components.iter().enumerate() {
+        let at = |field: &str| w.source.field(&format!("components[{i}].{field}"));
+        if let Err(why) = dns_label(&c.name) {
+            err(at("name"), why);
+        } else if let Some(first) = seen.insert(&c.name, i) {
+            err(
+                at("name"),
+                format!(
+                    "duplicate component name `{}` (also at {}): expected names unique within the workload",
+                    c.name,
+                    w.source.field(&format!("components[{first}].name"))
+                ),
+            );
+        }
+        check_component(c, &at, &mut err);
+        if let Some(route) = &c.http {
+            let key = RouteKey::new(route.host.as_deref(), &route.path);
+            if let Some(first) = routes.insert(key.clone(), i) {
+                err(
+                    at("http"),
+                    format!(
+                        "route `{key}` is already taken by {}: expected each host and path pair once",
+                        w.source.field(&format!("components[{first}].http"))
+                    ),
+                );
+            }
+        }
+    }
+    errors
+}
+
+fn check_component(
+    c: &ComponentSpec,
+    at: &dyn Fn(&str) -> String,
+    err: &mut dyn FnMut(String, String),
+) {
+    if c.image.trim().is_empty() {
+        err(at("image"), "expected a path to a .wasm component, found an empty string".into());
+    } else if c.image.contains("://") {
+        err(
+            at("image"),
+            format!("`{}`: expected a file path relative to the manifest (registry references are not supported yet)", c.image),
+        );
+    }
+    if let Some(route) = &c.http {
+        if !route.path.starts_with('/') {
+            err(at("http.path"), format!("expected a path starting with `/`, found `{}`", route.path));
+        } else if route.path.contains(['?', '#', ' ']) {
+            err(at("http.path"), format!("expected a plain path prefix without query, fragment or spaces, found `{}`", route.path));
+        }
+        if let Some(host) = &route.host
+            && let Err(why) = host_name(host)
+        {
+            err(at("http.host"), why);
+        }
+    }
+    let l = &c.limits;
+    if l.memory_mib == 0 || l.memory_mib > MAX_MEMORY_MIB {
+        err(at("limits.memoryMiB"), format!("expected 1 to {MAX_MEMORY_MIB}, found {}", l.memory_mib));
+    }
+    if l.timeout_ms == 0 {
+        err(at("limits.timeoutMs"), "expected at least 1 millisecond".into());
+    }
+    if l.max_concurrency == 0 || l.max_concurrency > MAX_CONCURRENCY {
+        err(at("limits.maxConcurrency"), format!("expected 1 to {MAX_CONCURRENCY}, found {}", l.max_concurrency));
+    }
+    for key in c.env.keys() {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            err(at(&format!("env.{key}")), "expected a variable name without `=` or NUL".into());
+        }
+    }
+}
+
+/// Checks across all workloads of a run: names and routes must not collide.
+pub(crate) fn across(workloads: &[Workload]) -> Vec<ManifestError> {
+    let mut errors = Vec::new();
+    let mut names: HashMap<&str, &Workload> = HashMap::new();
+    let mut routes: HashMap<RouteKey, (&Workload, usize)> = HashMap::new();
+    for w in workloads {
+        let doc = w.source.document_label();
+        if let Some(first) = names.insert(&w.name, w) {
+            errors.push(ManifestError::new(
+                &w.source.file,
+                doc,
+                "metadata.name",
+                format!(
+                    "duplicate workload name `{}` (also in {} document {}): expected names unique across all manifests",
+                    w.name,
+                    first.source.file.display(),
+                    first.source.document + 1
+                ),
+            ));
+        }
+        for (i, c) in w.spec.components.iter().enumerate() {
+            let Some(route) = &c.http else { continue };
+            let key = RouteKey::new(route.host.as_deref(), &route.path);
+            match routes.get(&key) {
+                Some((other, _)) if std::ptr::eq(*other, w) => {} // reported by `workload`
+                Some((other, j)) => errors.push(ManifestError::new(
+                    &w.source.file,
+                    doc,
+                    w.source.field(&format!("components[{i}].http")),
+                    format!(
+                        "route `{key}` is already taken by workload `{}` ({} {}): expected each host and path pair once",
+                        other.name,
+                        other.source.file.display(),
+                        other.source.field(&format!("components[{j}].http"))
+                    ),
+                )),
+                None => {
+                    routes.insert(key, (w, i));
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// A Kubernetes-style DNS label: 1-63 of `a-z`, `0-9`, `-`, not starting or ending with `-`.
+fn dns_label(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected a DNS label (1-63 lowercase letters, digits and `-`, not at either end), found `{name}`"
+        ))
+    }
+}
+
+fn host_name(host: &str) -> Result<(), String> {
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("expected a host name without scheme or port, like `hello.localhost`, found `{host}`"))
+    }
+}

@@ -1,0 +1,205 @@
+//! Manifest parsing and validation: good documents normalise, bad ones name the field.
+
+use hearth_manifest::{ManifestErrors, Workload, WorkloadKind, parse_str};
+use std::path::Path;
+
+fn parse(text: &str) -> Result<Vec<Workload>, ManifestErrors> {
+    parse_str(Path::new("/manifests/app.yaml"), text)
+}
+
+/// Parses `text`, expects exactly one error, and returns its rendered message.
+fn one_error(text: &str) -> String {
+    let errors = parse(text).expect_err("manifest should be rejected");
+    assert_eq!(errors.0.len(), 1, "expected one error, got: {errors}");
+    let msg = errors.to_string();
+    assert!(msg.starts_with("/manifests/app.yaml: "), "error must name the file: {msg}");
+    msg
+}
+
+const GOOD: &str = r#"
+apiVersion: hearth.dev/v1alpha1
+kind: Workload
+metadata:
+  name: hello
+spec:
+  components:
+    - name: hello
+      image: ./hello.wasm
+      http:
+        host: hello.localhost
+        path: /
+      limits: { memoryMiB: 32, timeoutMs: 1000, maxConcurrency: 8 }
+      env: { GREETING: hi }
+      config: { key: value }
+    - name: worker
+      image: /abs/worker.wasm
+"#;
+
+#[test]
+fn good_workload_normalises() {
+    let w = parse(GOOD).unwrap();
+    assert_eq!(w.len(), 1);
+    let w = &w[0];
+    assert_eq!(w.name, "hello");
+    assert_eq!(w.kind, WorkloadKind::Workload);
+    assert_eq!(w.replicas, 1);
+    let c = &w.spec.components[0];
+    assert_eq!(c.limits.memory_mib, 32);
+    assert_eq!(c.limits.max_concurrency, 8);
+    assert_eq!(c.env["GREETING"], "hi");
+    assert_eq!(
+        c.image_ref(&w.source),
+        hearth_manifest::ImageRef::File("/manifests/./hello.wasm".into())
+    );
+    let worker = &w.spec.components[1];
+    assert!(worker.http.is_none());
+    assert_eq!(worker.limits, hearth_manifest::Limits::default());
+}
+
+#[test]
+fn deployment_kind_and_several_documents() {
+    let text = r#"
+apiVersion: hearth.dev/v1alpha1
+kind: WorkloadDeployment
+metadata: { name: one }
+spec:
+  replicas: 3
+  template:
+    metadata: { labels: { app: one } }
+    spec:
+      components:
+        - { name: a, image: a.wasm, http: { path: /a } }
+---
+apiVersion: hearth.dev/v1alpha1
+kind: Workload
+metadata: { name: two }
+spec:
+  components:
+    - { name: b, image: b.wasm, http: { path: /b/ } }
+---
+"#;
+    let w = parse(text).unwrap();
+    assert_eq!(w.len(), 2);
+    assert_eq!(w[0].kind, WorkloadKind::WorkloadDeployment);
+    assert_eq!(w[0].replicas, 3);
+    assert_eq!(w[0].labels["app"], "one");
+    assert_eq!(w[0].spec.components[0].http.as_ref().unwrap().path, "/a");
+    assert_eq!(w[1].source.document, 1);
+}
+
+#[test]
+fn unknown_field_names_its_path() {
+    let msg = one_error(&GOOD.replace("path: /\n", "path: /\n        weight: 3\n"));
+    assert!(msg.contains("spec.components[0].http.weight: unknown field `weight`, expected `host` or `path`"), "{msg}");
+}
+
+#[test]
+fn wrong_type_names_its_path() {
+    let msg = one_error(&GOOD.replace("maxConcurrency: 8", "maxConcurrency: lots"));
+    assert!(msg.contains("spec.components[0].limits.maxConcurrency: "), "{msg}");
+    assert!(msg.contains("found string \"lots\""), "{msg}");
+    assert!(msg.contains("expected u32"), "{msg}");
+}
+
+#[test]
+fn missing_field_names_its_parent() {
+    let msg = one_error(&GOOD.replace("      image: /abs/worker.wasm\n", ""));
+    assert!(msg.contains("spec.components[1]: missing field `image`"), "{msg}");
+}
+
+#[test]
+fn duplicate_component_name() {
+    let msg = one_error(&GOOD.replace("name: worker", "name: hello"));
+    assert!(msg.contains("spec.components[1].name: duplicate component name `hello`"), "{msg}");
+    assert!(msg.contains("spec.components[0].name"), "{msg}");
+}
+
+#[test]
+fn path_must_start_with_slash() {
+    let msg = one_error(&GOOD.replace("path: /\n", "path: api\n"));
+    assert!(msg.contains("spec.components[0].http.path: expected a path starting with `/`, found `api`"), "{msg}");
+}
+
+#[test]
+fn same_route_twice_in_a_workload() {
+    let text = GOOD.replace(
+        "image: /abs/worker.wasm",
+        "image: /abs/worker.wasm\n      http: { host: Hello.Localhost, path: / }",
+    );
+    let msg = one_error(&text);
+    assert!(msg.contains("spec.components[1].http: route `hello.localhost/` is already taken by spec.components[0].http"), "{msg}");
+}
+
+#[test]
+fn same_route_across_files() {
+    let dir = std::env::temp_dir().join(format!("hearth-manifest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = dir.join("a.yaml");
+    let b = dir.join("b.yaml");
+    std::fs::write(&a, GOOD).unwrap();
+    std::fs::write(&b, GOOD.replace("name: hello\nspec", "name: other\nspec")).unwrap();
+    let errors = hearth_manifest::load_files(&[&a, &b]).unwrap_err().to_string();
+    assert!(errors.contains("b.yaml: spec.components[0].http: route `hello.localhost/` is already taken by workload `hello`"), "{errors}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn wrong_kind_and_api_version() {
+    let msg = one_error(&GOOD.replace("kind: Workload", "kind: Deployment"));
+    assert!(msg.contains("kind: expected `Workload` or `WorkloadDeployment`, found `Deployment`"), "{msg}");
+    let msg = one_error(&GOOD.replace("hearth.dev/v1alpha1", "apps/v1"));
+    assert!(msg.contains("apiVersion: expected `hearth.dev/v1alpha1`, found `apps/v1`"), "{msg}");
+}
+
+#[test]
+fn limits_out_of_range() {
+    let msg = one_error(&GOOD.replace("memoryMiB: 32", "memoryMiB: 0"));
+    assert!(msg.contains("spec.components[0].limits.memoryMiB: expected 1 to 4096, found 0"), "{msg}");
+}
+
+#[test]
+fn bad_names_and_hosts() {
+    let msg = one_error(&GOOD.replace("name: worker", "name: Worker_1"));
+    assert!(msg.contains("spec.components[1].name: expected a DNS label"), "{msg}");
+    let msg = one_error(&GOOD.replace("host: hello.localhost", "host: hello.localhost:8080"));
+    assert!(msg.contains("spec.components[0].http.host: expected a host name without scheme or port"), "{msg}");
+}
+
+#[test]
+fn deployment_errors_use_template_path() {
+    let text = r#"
+apiVersion: hearth.dev/v1alpha1
+kind: WorkloadDeployment
+metadata: { name: dep }
+spec:
+  replicas: 2
+  template:
+    spec:
+      components:
+        - { name: a, image: a.wasm, http: { path: nope } }
+"#;
+    let msg = one_error(text);
+    assert!(msg.contains("spec.template.spec.components[0].http.path: expected a path starting with `/`"), "{msg}");
+}
+
+#[test]
+fn several_documents_report_all_errors_with_document_numbers() {
+    let text = format!("{GOOD}\n---\n{}", GOOD.replace("name: hello\nspec", "name: Bad\nspec"));
+    let errors = parse(&text).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert!(errors.to_string().contains("document 2: metadata.name: expected a DNS label"), "{errors}");
+}
+
+#[test]
+fn yaml_syntax_error_and_non_mapping() {
+    let errors = parse("apiVersion: [unclosed").unwrap_err().to_string();
+    assert!(errors.contains("not valid YAML"), "{errors}");
+    let errors = parse("- just\n- a list\n").unwrap_err().to_string();
+    assert!(errors.contains("expected a mapping with apiVersion, kind, metadata and spec"), "{errors}");
+}
+
+#[test]
+fn registry_references_are_refused_for_now() {
+    let msg = one_error(&GOOD.replace("./hello.wasm", "oci://ghcr.io/x/y:1"));
+    assert!(msg.contains("spec.components[0].image: `oci://ghcr.io/x/y:1`: expected a file path"), "{msg}");
+}

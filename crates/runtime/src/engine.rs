@@ -1,0 +1,115 @@
+//! The wasmtime engine: configuration, the pooling allocator with its fallback, and the
+//! single epoch ticker that drives every deadline.
+
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the engine's epoch advances; deadlines are checked (and long-running guests
+/// yield to the executor) at this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Engine settings that the CLI exposes.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling instance allocator (falls back to on-demand if it cannot reserve its
+    /// address space).
+    pub pooling: bool,
+    /// Instances (and linear memories) the pool holds at once.
+    pub max_instances: u32,
+    /// Largest linear memory any instance may have, in MiB.
+    pub max_memory_mib: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            pooling: true,
+            max_instances: 1000,
+            max_memory_mib: 4096,
+        }
+    }
+}
+
+/// The engine plus what keeps its epoch moving.
+pub struct HostEngine {
+    engine: Engine,
+    pooling: bool,
+}
+
+impl HostEngine {
+    /// Builds the engine, trying the pooling allocator first.
+    pub fn new(options: &EngineOptions) -> anyhow::Result<Self> {
+        let (engine, pooling) = if options.pooling {
+            match Engine::new(&config(Some(options))) {
+                Ok(engine) => (engine, true),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pooling allocator unavailable (address-space reservation failed); using on-demand allocation");
+                    (Engine::new(&config(None))?, false)
+                }
+            }
+        } else {
+            (Engine::new(&config(None))?, false)
+        };
+        start_epoch_ticker(&engine);
+        Ok(Self { engine, pooling })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+}
+
+fn config(pooling: Option<&EngineOptions>) -> Config {
+    let mut cfg = Config::new();
+    cfg.wasm_component_model(true);
+    cfg.epoch_interruption(true);
+    cfg.memory_init_cow(true);
+    cfg.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    cfg.max_wasm_stack(1 << 20);
+    cfg.async_stack_size(2 << 20);
+    if let Some(opts) = pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = opts.max_instances;
+        pool.total_component_instances(n)
+            // A Rust wasip2 component has a handful of core instances (its module plus the
+            // adapter's shims); leave room for more.
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memory_size((opts.max_memory_mib as usize) << 20)
+            // Resetting a small, recently used heap with memset is cheaper than madvise.
+            .linear_memory_keep_resident(128 << 10)
+            .table_keep_resident(16 << 10)
+            .async_stack_keep_resident(64 << 10);
+        cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    cfg
+}
+
+/// One thread per engine advances the epoch; it stops when the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("hearth-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the epoch ticker; deadlines will not fire");
+    }
+}

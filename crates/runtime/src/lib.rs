@@ -1,0 +1,55 @@
+//! hearth's runtime: turns manifests into running, invocable workloads.
+//!
+//! Owns the wasmtime engine (pooling allocator, epoch ticker), the on-disk compile cache,
+//! checking what a component file is and exports, pre-instantiation, the per-component
+//! concurrency gate, and invoking a fresh instance per request with its deadline and memory
+//! limit. It does not own sockets or HTTP serving: `hearth-http` drives [`ComponentRuntime`].
+
+mod cache;
+mod deploy;
+mod engine;
+mod gate;
+mod guest_log;
+pub mod inspect;
+mod invoke;
+mod state;
+
+pub use cache::CompileCache;
+pub use deploy::{check_files, ComponentRuntime, ComponentStats, DeployError, RunningWorkload, StatsSnapshot};
+pub use engine::{EngineOptions, HostEngine};
+pub use gate::{Gate, Permit};
+pub use invoke::{InvokeError, OutgoingBody};
+pub use state::InvocationState;
+
+use hearth_manifest::Workload;
+use std::sync::Arc;
+
+/// The engine, the compile cache and the linker shared by every workload of a host.
+pub struct Runtime {
+    engine: HostEngine,
+    cache: CompileCache,
+    linker: wasmtime::component::Linker<InvocationState>,
+}
+
+impl Runtime {
+    /// Builds the engine and links the WASI 0.2 and `wasi:http` host interfaces once.
+    pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
+        let engine = HostEngine::new(&options)?;
+        let cache = CompileCache::new(options.cache_dir.clone());
+        let mut linker = wasmtime::component::Linker::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        Ok(Self { engine, cache, linker })
+    }
+
+    /// The engine, for callers that need its configuration.
+    pub fn engine(&self) -> &HostEngine {
+        &self.engine
+    }
+
+    /// Resolves, compiles (or loads from cache) and pre-instantiates every component of a
+    /// workload. Compilation runs on the blocking pool.
+    pub async fn deploy(self: &Arc<Self>, workload: &Workload) -> Result<Arc<RunningWorkload>, DeployError> {
+        deploy::deploy(self, workload).await
+    }
+}

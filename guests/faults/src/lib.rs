@@ -1,0 +1,110 @@
+//! `wasi:http/proxy` component that misbehaves on request, for testing how
+//! the host contains faulty guests. Dispatches on the request path (query
+//! string ignored); see README.md for the list of routes.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use wasi::exports::http::incoming_handler::Guest;
+use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+
+struct Component;
+
+wasi::http::proxy::export!(Component);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Guest for Component {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let full = request.path_with_query().unwrap_or_default();
+        let path = full.split('?').next().unwrap_or("");
+
+        match path {
+            "/ok" => respond(response_out, 200, b"ok\n"),
+            "/count" => {
+                let n = COUNTER.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+                respond(response_out, 200, format!("{n}\n").as_bytes());
+            }
+            "/trap" => panic!("secret-internal-detail"),
+            "/loop" => spin_forever(),
+            "/oom" => exhaust_memory(),
+            "/stack" => {
+                let v = recurse(black_box(0));
+                respond(response_out, 200, format!("{v}\n").as_bytes());
+            }
+            "/log" => {
+                println!("guest says hello on stdout");
+                eprintln!("guest says hello on stderr");
+                respond(response_out, 200, b"logged\n");
+            }
+            _ => {
+                if let Some(ms) = path.strip_prefix("/sleep/") {
+                    match ms.parse::<u64>() {
+                        Ok(ms) => {
+                            let ns = ms.saturating_mul(1_000_000);
+                            wasi::clocks::monotonic_clock::subscribe_duration(ns).block();
+                            respond(response_out, 200, format!("slept {ms}\n").as_bytes());
+                        }
+                        Err(_) => respond(response_out, 400, b"bad sleep duration\n"),
+                    }
+                } else if let Some(name) = path.strip_prefix("/env/") {
+                    match std::env::var(name) {
+                        Ok(mut v) => {
+                            v.push('\n');
+                            respond(response_out, 200, v.as_bytes());
+                        }
+                        Err(_) => respond(response_out, 404, b"unset\n"),
+                    }
+                } else {
+                    respond(response_out, 404, b"no such fault\n");
+                }
+            }
+        }
+    }
+}
+
+fn spin_forever() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        black_box(&mut x);
+        x = x.wrapping_add(1);
+    }
+}
+
+fn exhaust_memory() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let block = black_box(vec![0xA5u8; 1 << 20]);
+        hoard.push(block);
+        black_box(&mut hoard);
+    }
+}
+
+/// Unbounded, non-tail recursion with a 1 KiB frame.
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 1024];
+    frame[(depth as usize) % 1024] = depth as u8;
+    let frame = black_box(frame);
+    let below = recurse(black_box(depth + 1));
+    below.wrapping_add(frame[(depth as usize) % 1024] as u64)
+}
+
+fn respond(response_out: ResponseOutparam, status: u16, body_bytes: &[u8]) {
+    let headers = Fields::new();
+    let _ = headers.append("content-type", b"text/plain");
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(status);
+    let body = response.body().expect("outgoing body");
+    ResponseOutparam::set(response_out, Ok(response));
+    {
+        let stream = body.write().expect("body stream");
+        for chunk in body_bytes.chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
+    }
+    let _ = OutgoingBody::finish(body, None);
+}
