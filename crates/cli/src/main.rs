@@ -18,7 +18,11 @@ const EXIT_INVALID: u8 = 2;
 const EXIT_FAILED: u8 = 1;
 
 #[derive(Debug, Parser)]
-#[command(name = "hearth", version, about = "Run WebAssembly workloads: stateless components plus an optional service")]
+#[command(
+    name = "hearth",
+    version,
+    about = "Run WebAssembly workloads: stateless components plus an optional service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,10 +31,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run workloads and serve their HTTP routes until SIGINT or SIGTERM.
-    #[command(after_help = "Examples:\n  hearth run examples/hello/workload.yaml\n  hearth run --http 0.0.0.0:8080 --admin 127.0.0.1:9090 a.yaml b.yaml")]
+    #[command(
+        after_help = "Examples:\n  hearth run examples/hello/workload.yaml\n  hearth run --http 0.0.0.0:8080 --admin 127.0.0.1:9090 a.yaml b.yaml"
+    )]
     Run(run::RunArgs),
     /// Check manifests and the component files they name, without running anything.
-    #[command(after_help = "Examples:\n  hearth validate examples/hello/workload.yaml\n\nExit status: 0 when valid, 2 when not.")]
+    #[command(
+        after_help = "Examples:\n  hearth validate examples/hello/workload.yaml\n\nExit status: 0 when valid, 2 when not."
+    )]
     Validate {
         /// Manifest files (YAML, one or more documents each).
         #[arg(required = true)]

@@ -75,7 +75,11 @@ pub fn main(args: RunArgs) -> ExitCode {
 
 async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyhow::Result<()> {
     let started = Instant::now();
-    let cache_dir = if args.no_cache { None } else { Some(args.cache_dir.unwrap_or_else(default_cache_dir)) };
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        Some(args.cache_dir.unwrap_or_else(default_cache_dir))
+    };
     let runtime = Arc::new(Runtime::new(EngineOptions {
         cache_dir,
         pooling: !args.no_pooling,
@@ -132,7 +136,9 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
         listener,
         router,
         stopped(stop_rx),
-        ServeOptions { drain_timeout: Duration::from_secs(args.drain_timeout) },
+        ServeOptions {
+            drain_timeout: Duration::from_secs(args.drain_timeout),
+        },
     )
     .await;
     if let Some(admin) = admin {
@@ -144,7 +150,10 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop hearth with SIGKILL");
         return std::future::pending().await;
     };

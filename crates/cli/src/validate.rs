@@ -25,12 +25,21 @@ pub fn main(manifests: &[PathBuf]) -> ExitCode {
         return ExitCode::from(EXIT_INVALID);
     }
     for w in &workloads {
-        let routes = w.spec.components.iter().filter(|c| c.http.is_some()).count();
+        let routes = w
+            .spec
+            .components
+            .iter()
+            .filter(|c| c.http.is_some())
+            .count();
         println!(
             "ok: workload `{}` ({} component{}, {routes} HTTP route{}) from {}",
             w.name,
             w.spec.components.len(),
-            if w.spec.components.len() == 1 { "" } else { "s" },
+            if w.spec.components.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             if routes == 1 { "" } else { "s" },
             w.source.file.display()
         );

@@ -86,7 +86,9 @@ pub async fn serve_admin(
             let workloads = Arc::clone(&workloads);
             async move { Ok::<_, Infallible>(route(&workloads, &req)) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -96,11 +98,17 @@ pub async fn serve_admin(
 fn route(workloads: &[Arc<RunningWorkload>], req: &Request<Incoming>) -> Response<OutgoingBody> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => responses::text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/v1/workloads") => match serde_json::to_vec_pretty(&workload_status(workloads)) {
-            Ok(body) => responses::json(body),
-            Err(_) => responses::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot render status\n"),
-        },
-        (_, "/healthz" | "/v1/workloads") => responses::text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n"),
+        (&Method::GET, "/v1/workloads") => {
+            match serde_json::to_vec_pretty(&workload_status(workloads)) {
+                Ok(body) => responses::json(body),
+                Err(_) => {
+                    responses::text(StatusCode::INTERNAL_SERVER_ERROR, "cannot render status\n")
+                }
+            }
+        }
+        (_, "/healthz" | "/v1/workloads") => {
+            responses::text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n")
+        }
         _ => responses::text(StatusCode::NOT_FOUND, "404 Not Found\n"),
     }
 }

@@ -8,23 +8,38 @@ use http_body_util::{BodyExt, Full};
 
 /// A plain-text response.
 pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<OutgoingBody> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(Into::into).boxed_unsync());
+    let mut resp = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(Into::into)
+            .boxed_unsync(),
+    );
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
 /// A JSON response.
 pub(crate) fn json(body: Vec<u8>) -> Response<OutgoingBody> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)).map_err(Into::into).boxed_unsync());
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut resp = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(Into::into)
+            .boxed_unsync(),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
 pub(crate) fn not_found() -> Response<OutgoingBody> {
-    text(StatusCode::NOT_FOUND, "404 Not Found: no workload serves this host and path\n")
+    text(
+        StatusCode::NOT_FOUND,
+        "404 Not Found: no workload serves this host and path\n",
+    )
 }
 
 /// The status code and body for an invocation that produced no response.
@@ -35,7 +50,8 @@ pub(crate) fn for_error(e: &InvokeError) -> Response<OutgoingBody> {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "503 Service Unavailable: the component is at its concurrency limit\n",
             );
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             resp
         }
         InvokeError::Timeout(_) => text(

@@ -27,7 +27,10 @@ impl Router {
             for c in &w.components {
                 let Some(route) = c.route() else { continue };
                 let key = RouteKey::new(route.host.as_deref(), &route.path);
-                let entry = Route { prefix: key.path, target: Arc::clone(c) };
+                let entry = Route {
+                    prefix: key.path,
+                    target: Arc::clone(c),
+                };
                 match key.host {
                     Some(host) => router.by_host.entry(host).or_default().push(entry),
                     None => router.any_host.push(entry),
@@ -60,12 +63,16 @@ impl Router {
 }
 
 fn longest<'a>(routes: &'a [Route], path: &str) -> Option<&'a Arc<ComponentRuntime>> {
-    routes.iter().find(|r| prefix_matches(&r.prefix, path)).map(|r| &r.target)
+    routes
+        .iter()
+        .find(|r| prefix_matches(&r.prefix, path))
+        .map(|r| &r.target)
 }
 
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     prefix == "/"
-        || (path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+        || (path.starts_with(prefix)
+            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
 }
 
 /// `Example.COM:8080` → `example.com`, `[::1]:80` → `[::1]`; allocates only to lower-case.

@@ -26,7 +26,9 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { drain_timeout: Duration::from_secs(30) }
+        Self {
+            drain_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -60,7 +62,11 @@ pub async fn serve(
             let router = Arc::clone(&router);
             async move { Ok::<_, Infallible>(handle(&router, req).await) }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+        let conn = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned(),
+        );
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -82,11 +88,11 @@ pub async fn serve(
 }
 
 async fn handle(router: &Router, req: Request<Incoming>) -> Response<OutgoingBody> {
-    let host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()));
+    let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
     let Some(target) = router.lookup(host, req.uri().path()) else {
         return responses::not_found();
     };

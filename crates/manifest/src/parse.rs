@@ -104,12 +104,20 @@ fn parse_document(
         ));
     };
     let kind = match map.get("kind") {
-        None => return Err(err("kind", "missing field: expected `Workload` or `WorkloadDeployment`".into())),
+        None => {
+            return Err(err(
+                "kind",
+                "missing field: expected `Workload` or `WorkloadDeployment`".into(),
+            ));
+        }
         Some(serde_yaml::Value::String(k)) => k.clone(),
         Some(other) => {
             return Err(err(
                 "kind",
-                format!("expected the string `Workload` or `WorkloadDeployment`, found {}", describe(other)),
+                format!(
+                    "expected the string `Workload` or `WorkloadDeployment`, found {}",
+                    describe(other)
+                ),
             ));
         }
     };

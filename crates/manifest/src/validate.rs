@@ -25,7 +25,11 @@ impl RouteKey {
         let trimmed = path.trim_end_matches('/');
         Self {
             host: host.map(str::to_ascii_lowercase),
-            path: if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() },
+            path: if trimmed.is_empty() {
+                "/".to_string()
+            } else {
+                trimmed.to_string()
+            },
         }
     }
 }
@@ -93,18 +97,33 @@ fn check_component(
     err: &mut dyn FnMut(String, String),
 ) {
     if c.image.trim().is_empty() {
-        err(at("image"), "expected a path to a .wasm component, found an empty string".into());
+        err(
+            at("image"),
+            "expected a path to a .wasm component, found an empty string".into(),
+        );
     } else if c.image.contains("://") {
         err(
             at("image"),
-            format!("`{}`: expected a file path relative to the manifest (registry references are not supported yet)", c.image),
+            format!(
+                "`{}`: expected a file path relative to the manifest (registry references are not supported yet)",
+                c.image
+            ),
         );
     }
     if let Some(route) = &c.http {
         if !route.path.starts_with('/') {
-            err(at("http.path"), format!("expected a path starting with `/`, found `{}`", route.path));
+            err(
+                at("http.path"),
+                format!("expected a path starting with `/`, found `{}`", route.path),
+            );
         } else if route.path.contains(['?', '#', ' ']) {
-            err(at("http.path"), format!("expected a plain path prefix without query, fragment or spaces, found `{}`", route.path));
+            err(
+                at("http.path"),
+                format!(
+                    "expected a plain path prefix without query, fragment or spaces, found `{}`",
+                    route.path
+                ),
+            );
         }
         if let Some(host) = &route.host
             && let Err(why) = host_name(host)
@@ -114,17 +133,32 @@ fn check_component(
     }
     let l = &c.limits;
     if l.memory_mib == 0 || l.memory_mib > MAX_MEMORY_MIB {
-        err(at("limits.memoryMiB"), format!("expected 1 to {MAX_MEMORY_MIB}, found {}", l.memory_mib));
+        err(
+            at("limits.memoryMiB"),
+            format!("expected 1 to {MAX_MEMORY_MIB}, found {}", l.memory_mib),
+        );
     }
     if l.timeout_ms == 0 {
-        err(at("limits.timeoutMs"), "expected at least 1 millisecond".into());
+        err(
+            at("limits.timeoutMs"),
+            "expected at least 1 millisecond".into(),
+        );
     }
     if l.max_concurrency == 0 || l.max_concurrency > MAX_CONCURRENCY {
-        err(at("limits.maxConcurrency"), format!("expected 1 to {MAX_CONCURRENCY}, found {}", l.max_concurrency));
+        err(
+            at("limits.maxConcurrency"),
+            format!(
+                "expected 1 to {MAX_CONCURRENCY}, found {}",
+                l.max_concurrency
+            ),
+        );
     }
     for key in c.env.keys() {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
-            err(at(&format!("env.{key}")), "expected a variable name without `=` or NUL".into());
+            err(
+                at(&format!("env.{key}")),
+                "expected a variable name without `=` or NUL".into(),
+            );
         }
     }
 }
@@ -178,7 +212,9 @@ pub(crate) fn across(workloads: &[Workload]) -> Vec<ManifestError> {
 fn dns_label(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if ok {
@@ -196,11 +232,15 @@ fn host_name(host: &str) -> Result<(), String> {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if ok {
         Ok(())
     } else {
-        Err(format!("expected a host name without scheme or port, like `hello.localhost`, found `{host}`"))
+        Err(format!(
+            "expected a host name without scheme or port, like `hello.localhost`, found `{host}`"
+        ))
     }
 }

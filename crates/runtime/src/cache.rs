@@ -38,7 +38,9 @@ impl CompileCache {
         if path.exists() {
             match load_precompiled(engine, &path) {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry")
+                }
             }
         }
         let component = Component::new(engine, wasm)?;

@@ -121,14 +121,26 @@ pub fn check_files(workload: &Workload) -> Result<Vec<(Vec<u8>, Interfaces)>, Ve
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() { Ok(ok) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(ok)
+    } else {
+        Err(errors)
+    }
 }
 
-fn check_file(workload: &Workload, i: usize, c: &ComponentSpec) -> Result<(Vec<u8>, Interfaces), DeployError> {
+fn check_file(
+    workload: &Workload,
+    i: usize,
+    c: &ComponentSpec,
+) -> Result<(Vec<u8>, Interfaces), DeployError> {
     let field = |f: &str| workload.source.field(&format!("components[{i}].{f}"));
     let ImageRef::File(path) = c.image_ref(&workload.source);
     let bytes = std::fs::read(&path).map_err(|e| {
-        DeployError::at(workload, field("image"), format!("cannot read `{}`: {e}", path.display()))
+        DeployError::at(
+            workload,
+            field("image"),
+            format!("cannot read `{}`: {e}", path.display()),
+        )
     })?;
     match inspect::kind(&bytes) {
         WasmKind::Component => {}
@@ -154,7 +166,11 @@ fn check_file(workload: &Workload, i: usize, c: &ComponentSpec) -> Result<(Vec<u
         }
     }
     let interfaces = inspect::interfaces(&bytes).map_err(|e| {
-        DeployError::at(workload, field("image"), format!("`{}` is not a valid component: {e}", path.display()))
+        DeployError::at(
+            workload,
+            field("image"),
+            format!("`{}` is not a valid component: {e}", path.display()),
+        )
     })?;
     if c.http.is_some() && interfaces.export(HTTP_HANDLER).is_none() {
         let exports = if interfaces.exports.is_empty() {
@@ -174,19 +190,35 @@ fn check_file(workload: &Workload, i: usize, c: &ComponentSpec) -> Result<(Vec<u
     Ok((bytes, interfaces))
 }
 
-pub(crate) async fn deploy(rt: &Arc<Runtime>, workload: &Workload) -> Result<Arc<RunningWorkload>, DeployError> {
+pub(crate) async fn deploy(
+    rt: &Arc<Runtime>,
+    workload: &Workload,
+) -> Result<Arc<RunningWorkload>, DeployError> {
     let files = check_files(workload).map_err(|mut errors| errors.remove(0))?;
     let name: Arc<str> = workload.name.as_str().into();
     let mut components = Vec::with_capacity(files.len());
-    for (i, ((bytes, _interfaces), spec)) in files.into_iter().zip(&workload.spec.components).enumerate() {
+    for (i, ((bytes, _interfaces), spec)) in
+        files.into_iter().zip(&workload.spec.components).enumerate()
+    {
         let field = |f: &str| workload.source.field(&format!("components[{i}].{f}"));
         let started = Instant::now();
         let rt2 = Arc::clone(rt);
-        let compiled = tokio::task::spawn_blocking(move || rt2.cache.load(rt2.engine.engine(), &bytes))
-            .await
-            .map_err(|e| DeployError::at(workload, field("image"), format!("compilation task failed: {e}")))?;
+        let compiled =
+            tokio::task::spawn_blocking(move || rt2.cache.load(rt2.engine.engine(), &bytes))
+                .await
+                .map_err(|e| {
+                    DeployError::at(
+                        workload,
+                        field("image"),
+                        format!("compilation task failed: {e}"),
+                    )
+                })?;
         let (component, outcome) = compiled.map_err(|e| {
-            DeployError::at(workload, field("image"), format!("cannot compile the component: {e:#}"))
+            DeployError::at(
+                workload,
+                field("image"),
+                format!("cannot compile the component: {e:#}"),
+            )
         })?;
         tracing::info!(
             workload = %name,
@@ -196,11 +228,19 @@ pub(crate) async fn deploy(rt: &Arc<Runtime>, workload: &Workload) -> Result<Arc
             "component ready"
         );
         let pre = rt.linker.instantiate_pre(&component).map_err(|e| {
-            DeployError::at(workload, field("image"), format!("cannot link the component's imports: {e:#}"))
+            DeployError::at(
+                workload,
+                field("image"),
+                format!("cannot link the component's imports: {e:#}"),
+            )
         })?;
         let proxy = match &spec.http {
             Some(_) => Some(ProxyPre::new(pre).map_err(|e| {
-                DeployError::at(workload, field("http"), format!("not a `wasi:http` handler: {e:#}"))
+                DeployError::at(
+                    workload,
+                    field("http"),
+                    format!("not a `wasi:http` handler: {e:#}"),
+                )
             })?),
             None => None,
         };
@@ -213,7 +253,11 @@ pub(crate) async fn deploy(rt: &Arc<Runtime>, workload: &Workload) -> Result<Arc
             template: StateTemplate {
                 workload: name.clone(),
                 component: component_name,
-                env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                env: spec
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 memory_bytes: (spec.limits.memory_mib as usize) << 20,
             },
             proxy,

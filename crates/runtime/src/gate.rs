@@ -38,7 +38,8 @@ impl Gate {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        let permit = tokio::time::timeout(self.max_wait, Arc::clone(&self.slots).acquire_owned()).await;
+        let permit =
+            tokio::time::timeout(self.max_wait, Arc::clone(&self.slots).acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match permit {
             Ok(Ok(permit)) => Some(permit),

@@ -32,7 +32,11 @@ pub struct GuestLog {
 impl GuestLog {
     /// Lines from `stream` of `component` in `workload`.
     pub fn new(workload: Arc<str>, component: Arc<str>, stream: StdStream) -> Self {
-        Self { workload, component, stream }
+        Self {
+            workload,
+            component,
+            stream,
+        }
     }
 
     fn emit(&self, line: &[u8]) {
@@ -81,7 +85,10 @@ struct LineWriter {
 
 impl LineWriter {
     fn new(log: GuestLog) -> Self {
-        Self { log, pending: Vec::new() }
+        Self {
+            log,
+            pending: Vec::new(),
+        }
     }
 
     fn push(&mut self, mut bytes: &[u8]) {
@@ -132,7 +139,11 @@ impl OutputStream for LineWriter {
 }
 
 impl AsyncWrite for LineWriter {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.get_mut().push(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -50,10 +50,11 @@ impl Interfaces {
 }
 
 fn find<'a>(names: &'a [String], interface: &str) -> Option<&'a str> {
-    names
-        .iter()
-        .map(String::as_str)
-        .find(|n| *n == interface || n.strip_prefix(interface).is_some_and(|rest| rest.starts_with('@')))
+    names.iter().map(String::as_str).find(|n| {
+        *n == interface
+            || n.strip_prefix(interface)
+                .is_some_and(|rest| rest.starts_with('@'))
+    })
 }
 
 /// Reads the top-level import and export sections of a component.

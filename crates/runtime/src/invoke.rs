@@ -59,7 +59,10 @@ impl ComponentRuntime {
         let timeout = Duration::from_millis(self.limits.timeout_ms);
         let deadline = Instant::now() + timeout;
 
-        let mut store = Store::new(proxy.engine(), InvocationState::new(&self.template, deadline));
+        let mut store = Store::new(
+            proxy.engine(),
+            InvocationState::new(&self.template, deadline),
+        );
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
@@ -73,7 +76,10 @@ impl ComponentRuntime {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let http = store.data_mut();
         let (req, out) = match (
-            http.http().new_incoming_request(wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http, req),
+            http.http().new_incoming_request(
+                wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http,
+                req,
+            ),
             http.http().new_response_outparam(tx),
         ) {
             (Ok(req), Ok(out)) => (req, out),
@@ -86,7 +92,10 @@ impl ComponentRuntime {
             let proxy = this.proxy.as_ref().ok_or(InvokeError::NotHttp)?;
             let run = async {
                 let instance = proxy.instantiate_async(&mut store).await?;
-                instance.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+                instance
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
             };
             match tokio::time::timeout_at(deadline.into(), run).await {
                 Ok(Ok(())) => Ok(()),
@@ -113,7 +122,9 @@ impl ComponentRuntime {
                 Err(join) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(workload = %self.workload, component = %self.name, error = %join, "invocation task failed");
-                    Err(InvokeError::Guest(wasmtime::Error::msg("invocation task failed")))
+                    Err(InvokeError::Guest(wasmtime::Error::msg(
+                        "invocation task failed",
+                    )))
                 }
             },
         }
@@ -123,13 +134,21 @@ impl ComponentRuntime {
         if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
             return self.classify_timeout(timeout);
         }
-        if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(workload = %self.workload, component = %self.name, "instance pool exhausted");
             return InvokeError::Overloaded;
         }
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(workload = %self.workload, component = %self.name, error = ?e, "guest failed");
+        tracing::warn!(
+            workload = %self.workload,
+            component = %self.name,
+            reason = %e.root_cause(),
+            detail = ?e,
+            "guest failed"
+        );
         InvokeError::Guest(e)
     }
 

@@ -15,7 +15,9 @@ mod invoke;
 mod state;
 
 pub use cache::CompileCache;
-pub use deploy::{check_files, ComponentRuntime, ComponentStats, DeployError, RunningWorkload, StatsSnapshot};
+pub use deploy::{
+    ComponentRuntime, ComponentStats, DeployError, RunningWorkload, StatsSnapshot, check_files,
+};
 pub use engine::{EngineOptions, HostEngine};
 pub use gate::{Gate, Permit};
 pub use invoke::{InvokeError, OutgoingBody};
@@ -39,7 +41,11 @@ impl Runtime {
         let mut linker = wasmtime::component::Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        Ok(Self { engine, cache, linker })
+        Ok(Self {
+            engine,
+            cache,
+            linker,
+        })
     }
 
     /// The engine, for callers that need its configuration.
@@ -49,7 +55,10 @@ impl Runtime {
 
     /// Resolves, compiles (or loads from cache) and pre-instantiates every component of a
     /// workload. Compilation runs on the blocking pool.
-    pub async fn deploy(self: &Arc<Self>, workload: &Workload) -> Result<Arc<RunningWorkload>, DeployError> {
+    pub async fn deploy(
+        self: &Arc<Self>,
+        workload: &Workload,
+    ) -> Result<Arc<RunningWorkload>, DeployError> {
         deploy::deploy(self, workload).await
     }
 }

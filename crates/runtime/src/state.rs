@@ -31,8 +31,16 @@ impl InvocationState {
     pub(crate) fn new(template: &StateTemplate, deadline: Instant) -> Self {
         let mut wasi = WasiCtx::builder();
         wasi.envs(&template.env)
-            .stdout(GuestLog::new(template.workload.clone(), template.component.clone(), StdStream::Stdout))
-            .stderr(GuestLog::new(template.workload.clone(), template.component.clone(), StdStream::Stderr));
+            .stdout(GuestLog::new(
+                template.workload.clone(),
+                template.component.clone(),
+                StdStream::Stdout,
+            ))
+            .stderr(GuestLog::new(
+                template.workload.clone(),
+                template.component.clone(),
+                StdStream::Stderr,
+            ));
         Self {
             table: ResourceTable::new(),
             wasi: wasi.build(),
@@ -48,7 +56,10 @@ impl InvocationState {
 
 impl WasiView for InvocationState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

@@ -18,6 +18,8 @@ impl Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let full = request.path_with_query().unwrap_or_default();
         let path = full.split('?').next().unwrap_or("");
+        // Mounted under `/faults` in the hello example; tests mount it at the root.
+        let path = path.strip_prefix("/faults").filter(|p| !p.is_empty()).unwrap_or(path);
 
         match path {
             "/ok" => respond(response_out, 200, b"ok\n"),
@@ -29,6 +31,10 @@ impl Guest for Component {
             "/loop" => spin_forever(),
             "/oom" => exhaust_memory(),
             "/stack" => {
+                let v = recurse_call_stack(black_box(0));
+                respond(response_out, 200, format!("{v}\n").as_bytes());
+            }
+            "/shadow-stack" => {
                 let v = recurse(black_box(0));
                 respond(response_out, 200, format!("{v}\n").as_bytes());
             }
@@ -80,7 +86,15 @@ fn exhaust_memory() -> ! {
     }
 }
 
-/// Unbounded, non-tail recursion with a 1 KiB frame.
+/// Exhausts the wasm call stack itself: tiny frames, no locals in linear memory, and a result
+/// that depends on the callee so the recursion cannot become a loop.
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse_call_stack(depth: u64) -> u64 {
+    black_box(recurse_call_stack(black_box(depth + 1))) ^ depth
+}
+
+/// Exhausts the shadow stack in linear memory: 1 KiB frames that must live in memory.
 #[inline(never)]
 #[allow(unconditional_recursion)]
 fn recurse(depth: u64) -> u64 {

@@ -1,5 +1,7 @@
 //! End-to-end tests: a real `hearth` process, real guests, real HTTP on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
 mod faults;
 mod manifests;
 mod routing;

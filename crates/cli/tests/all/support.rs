@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Builds the guest workspace once per test process and returns its output folder.
@@ -41,7 +44,8 @@ impl TempDir {
     pub fn new(tag: &str) -> Self {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("hearth-test-{}-{tag}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("hearth-test-{}-{tag}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -61,7 +65,9 @@ impl Drop for TempDir {
 
 /// A `Workload` manifest with the given component list (YAML, indented as list items).
 pub fn workload(name: &str, components: &str) -> String {
-    format!("apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\nspec:\n  components:\n{components}")
+    format!(
+        "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\nspec:\n  components:\n{components}"
+    )
 }
 
 /// The compiled-component cache shared by every test, so each guest compiles once.
@@ -86,7 +92,15 @@ impl Hearth {
     pub fn start_with(manifests: &[&Path], extra: &[&str]) -> Self {
         guests();
         let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"])
+            .args([
+                "run",
+                "--http",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
             .arg("--cache-dir")
             .arg(cache_dir())
             .args(extra)
@@ -106,7 +120,10 @@ impl Hearth {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                     let msg = v["message"].as_str().unwrap_or_default();
                     if msg == "HTTP ingress listening" || msg == "admin API listening" {
-                        let _ = tx.send((msg.to_string(), v["addr"].as_str().unwrap_or_default().to_string()));
+                        let _ = tx.send((
+                            msg.to_string(),
+                            v["addr"].as_str().unwrap_or_default().to_string(),
+                        ));
                     }
                 }
                 sink.lock().unwrap().push(line);
@@ -117,15 +134,25 @@ impl Hearth {
         while http.is_none() || admin.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok((msg, addr)) if msg == "HTTP ingress listening" => http = Some(addr.parse().unwrap()),
+                Ok((msg, addr)) if msg == "HTTP ingress listening" => {
+                    http = Some(addr.parse().unwrap())
+                }
                 Ok((_, addr)) => admin = Some(addr.parse().unwrap()),
                 Err(_) => {
                     let status = child.try_wait().unwrap();
-                    panic!("hearth did not start (exit: {status:?}); logs:\n{}", logs.lock().unwrap().join("\n"));
+                    panic!(
+                        "hearth did not start (exit: {status:?}); logs:\n{}",
+                        logs.lock().unwrap().join("\n")
+                    );
                 }
             }
         }
-        Self { child, http: http.unwrap(), admin: admin.unwrap(), logs }
+        Self {
+            child,
+            http: http.unwrap(),
+            admin: admin.unwrap(),
+            logs,
+        }
     }
 
     /// `GET path` with `Host: host`.
@@ -147,10 +174,18 @@ impl Hearth {
     pub fn wait_for_log(&self, needles: &[&str], within: Duration) -> String {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(line) = self.logs().into_iter().find(|l| needles.iter().all(|n| l.contains(n))) {
+            if let Some(line) = self
+                .logs()
+                .into_iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
                 return line;
             }
-            assert!(Instant::now() < deadline, "no log line with {needles:?}; logs:\n{}", self.logs().join("\n"));
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needles:?}; logs:\n{}",
+                self.logs().join("\n")
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -160,7 +195,11 @@ impl Hearth {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -171,7 +210,10 @@ impl Hearth {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "hearth did not exit within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "hearth did not exit within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -194,15 +236,24 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// One `GET` over a fresh connection (`Connection: close`), read to the end.
 pub fn request(addr: SocketAddr, host: &str, path: &str) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     parse_response(&raw)
@@ -210,16 +261,35 @@ pub fn request(addr: SocketAddr, host: &str, path: &str) -> Response {
 
 fn parse_response(raw: &[u8]) -> Response {
     let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("malformed response: {text:?}"));
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("malformed response: {text:?}"));
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_string() };
-    Response { status, headers, body }
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -238,7 +308,10 @@ fn dechunk(mut s: &str) -> String {
 /// Runs `hearth ARGS` to completion, returning (exit code, stdout, stderr).
 pub fn hearth_cmd(args: &[&str]) -> (i32, String, String) {
     guests();
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,5 +1,7 @@
 //! Manifest parsing and validation: good documents normalise, bad ones name the field.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
 use hearth_manifest::{ManifestErrors, Workload, WorkloadKind, parse_str};
 use std::path::Path;
 
@@ -12,7 +14,10 @@ fn one_error(text: &str) -> String {
     let errors = parse(text).expect_err("manifest should be rejected");
     assert_eq!(errors.0.len(), 1, "expected one error, got: {errors}");
     let msg = errors.to_string();
-    assert!(msg.starts_with("/manifests/app.yaml: "), "error must name the file: {msg}");
+    assert!(
+        msg.starts_with("/manifests/app.yaml: "),
+        "error must name the file: {msg}"
+    );
     msg
 }
 
@@ -90,13 +95,21 @@ spec:
 #[test]
 fn unknown_field_names_its_path() {
     let msg = one_error(&GOOD.replace("path: /\n", "path: /\n        weight: 3\n"));
-    assert!(msg.contains("spec.components[0].http.weight: unknown field `weight`, expected `host` or `path`"), "{msg}");
+    assert!(
+        msg.contains(
+            "spec.components[0].http.weight: unknown field `weight`, expected `host` or `path`"
+        ),
+        "{msg}"
+    );
 }
 
 #[test]
 fn wrong_type_names_its_path() {
     let msg = one_error(&GOOD.replace("maxConcurrency: 8", "maxConcurrency: lots"));
-    assert!(msg.contains("spec.components[0].limits.maxConcurrency: "), "{msg}");
+    assert!(
+        msg.contains("spec.components[0].limits.maxConcurrency: "),
+        "{msg}"
+    );
     assert!(msg.contains("found string \"lots\""), "{msg}");
     assert!(msg.contains("expected u32"), "{msg}");
 }
@@ -104,20 +117,31 @@ fn wrong_type_names_its_path() {
 #[test]
 fn missing_field_names_its_parent() {
     let msg = one_error(&GOOD.replace("      image: /abs/worker.wasm\n", ""));
-    assert!(msg.contains("spec.components[1]: missing field `image`"), "{msg}");
+    assert!(
+        msg.contains("spec.components[1]: missing field `image`"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn duplicate_component_name() {
     let msg = one_error(&GOOD.replace("name: worker", "name: hello"));
-    assert!(msg.contains("spec.components[1].name: duplicate component name `hello`"), "{msg}");
+    assert!(
+        msg.contains("spec.components[1].name: duplicate component name `hello`"),
+        "{msg}"
+    );
     assert!(msg.contains("spec.components[0].name"), "{msg}");
 }
 
 #[test]
 fn path_must_start_with_slash() {
     let msg = one_error(&GOOD.replace("path: /\n", "path: api\n"));
-    assert!(msg.contains("spec.components[0].http.path: expected a path starting with `/`, found `api`"), "{msg}");
+    assert!(
+        msg.contains(
+            "spec.components[0].http.path: expected a path starting with `/`, found `api`"
+        ),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -138,7 +162,9 @@ fn same_route_across_files() {
     let b = dir.join("b.yaml");
     std::fs::write(&a, GOOD).unwrap();
     std::fs::write(&b, GOOD.replace("name: hello\nspec", "name: other\nspec")).unwrap();
-    let errors = hearth_manifest::load_files(&[&a, &b]).unwrap_err().to_string();
+    let errors = hearth_manifest::load_files(&[&a, &b])
+        .unwrap_err()
+        .to_string();
     assert!(errors.contains("b.yaml: spec.components[0].http: route `hello.localhost/` is already taken by workload `hello`"), "{errors}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -146,23 +172,38 @@ fn same_route_across_files() {
 #[test]
 fn wrong_kind_and_api_version() {
     let msg = one_error(&GOOD.replace("kind: Workload", "kind: Deployment"));
-    assert!(msg.contains("kind: expected `Workload` or `WorkloadDeployment`, found `Deployment`"), "{msg}");
+    assert!(
+        msg.contains("kind: expected `Workload` or `WorkloadDeployment`, found `Deployment`"),
+        "{msg}"
+    );
     let msg = one_error(&GOOD.replace("hearth.dev/v1alpha1", "apps/v1"));
-    assert!(msg.contains("apiVersion: expected `hearth.dev/v1alpha1`, found `apps/v1`"), "{msg}");
+    assert!(
+        msg.contains("apiVersion: expected `hearth.dev/v1alpha1`, found `apps/v1`"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn limits_out_of_range() {
     let msg = one_error(&GOOD.replace("memoryMiB: 32", "memoryMiB: 0"));
-    assert!(msg.contains("spec.components[0].limits.memoryMiB: expected 1 to 4096, found 0"), "{msg}");
+    assert!(
+        msg.contains("spec.components[0].limits.memoryMiB: expected 1 to 4096, found 0"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn bad_names_and_hosts() {
     let msg = one_error(&GOOD.replace("name: worker", "name: Worker_1"));
-    assert!(msg.contains("spec.components[1].name: expected a DNS label"), "{msg}");
+    assert!(
+        msg.contains("spec.components[1].name: expected a DNS label"),
+        "{msg}"
+    );
     let msg = one_error(&GOOD.replace("host: hello.localhost", "host: hello.localhost:8080"));
-    assert!(msg.contains("spec.components[0].http.host: expected a host name without scheme or port"), "{msg}");
+    assert!(
+        msg.contains("spec.components[0].http.host: expected a host name without scheme or port"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -179,15 +220,28 @@ spec:
         - { name: a, image: a.wasm, http: { path: nope } }
 "#;
     let msg = one_error(text);
-    assert!(msg.contains("spec.template.spec.components[0].http.path: expected a path starting with `/`"), "{msg}");
+    assert!(
+        msg.contains(
+            "spec.template.spec.components[0].http.path: expected a path starting with `/`"
+        ),
+        "{msg}"
+    );
 }
 
 #[test]
 fn several_documents_report_all_errors_with_document_numbers() {
-    let text = format!("{GOOD}\n---\n{}", GOOD.replace("name: hello\nspec", "name: Bad\nspec"));
+    let text = format!(
+        "{GOOD}\n---\n{}",
+        GOOD.replace("name: hello\nspec", "name: Bad\nspec")
+    );
     let errors = parse(&text).unwrap_err();
     assert_eq!(errors.0.len(), 1, "{errors}");
-    assert!(errors.to_string().contains("document 2: metadata.name: expected a DNS label"), "{errors}");
+    assert!(
+        errors
+            .to_string()
+            .contains("document 2: metadata.name: expected a DNS label"),
+        "{errors}"
+    );
 }
 
 #[test]
@@ -195,11 +249,17 @@ fn yaml_syntax_error_and_non_mapping() {
     let errors = parse("apiVersion: [unclosed").unwrap_err().to_string();
     assert!(errors.contains("not valid YAML"), "{errors}");
     let errors = parse("- just\n- a list\n").unwrap_err().to_string();
-    assert!(errors.contains("expected a mapping with apiVersion, kind, metadata and spec"), "{errors}");
+    assert!(
+        errors.contains("expected a mapping with apiVersion, kind, metadata and spec"),
+        "{errors}"
+    );
 }
 
 #[test]
 fn registry_references_are_refused_for_now() {
     let msg = one_error(&GOOD.replace("./hello.wasm", "oci://ghcr.io/x/y:1"));
-    assert!(msg.contains("spec.components[0].image: `oci://ghcr.io/x/y:1`: expected a file path"), "{msg}");
+    assert!(
+        msg.contains("spec.components[0].image: `oci://ghcr.io/x/y:1`: expected a file path"),
+        "{msg}"
+    );
 }

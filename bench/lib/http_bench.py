@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""HTTP benchmark driver for hearth (stdlib only, Python 3.11).
+
+Compares three servers that all answer `GET /` with `200 hello from hearth\\n`:
+
+  native          a hyper server on a current-thread tokio runtime (the ceiling)
+  wasmtime-serve  `wasmtime serve` running the hello component
+  hearth          `hearth run --http` running the same component
+
+Each server is pinned to core 1 and wrk to core 0. Throughput and latency are
+measured with wrk at each connection count; cold start (process spawn to first
+200) is measured for hearth and wasmtime serve.
+
+Usually run through `bench/http`, which installs and builds what is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import errno
+import json
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVERS = ("native", "wasmtime-serve", "hearth")
+COLD_START_SERVERS = ("wasmtime-serve", "hearth")
+ALIASES = {"wasmtime": "wasmtime-serve", "wasmtime_serve": "wasmtime-serve"}
+
+SERVER_CPU = "1"
+CLIENT_CPU = "0"
+HOST = "127.0.0.1"
+
+READY_TIMEOUT_S = 120.0  # a first hearth/wasmtime start may compile the component
+STOP_GRACE_S = 5.0
+POLL_INTERVAL_S = 0.0002  # ~200 µs between connect attempts during cold start
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
+REPO_ROOT = BENCH_DIR.parent
+
+
+def log(msg: str) -> None:
+    print(f"[http-bench] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# Machine info
+
+
+def machine_info() -> dict:
+    try:
+        nproc = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        nproc = os.cpu_count() or 0
+    cpu_model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "cpu model", "Hardware"):
+                cpu_model = value.strip()
+                break
+    except OSError:
+        pass
+    try:
+        loadavg = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        loadavg = []
+    return {
+        "nproc": nproc,
+        "loadavg": loadavg,
+        "cpu_model": cpu_model,
+        "kernel": f"{platform.system()} {platform.release()}",
+        "date": dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+    }
+
+
+def cpu_busy_fraction(interval: float = 1.0) -> float | None:
+    """Fraction of all CPUs busy over `interval` seconds, from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(interval)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total1 - total0
+    return (1.0 - (idle1 - idle0) / total) if total > 0 else None
+
+
+# ---------------------------------------------------------------------------
+# Servers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerSpec:
+    name: str
+    argv_for_port: object  # Callable[[int], list[str]]
+    env: dict = field(default_factory=dict)
+
+    def argv(self, port: int) -> list[str]:
+        return ["taskset", "-c", SERVER_CPU, *self.argv_for_port(port)]  # type: ignore[operator]
+
+
+def write_manifest(dir_: Path, wasm: Path) -> Path:
+    manifest = dir_ / "bench.yaml"
+    manifest.write_text(
+        "apiVersion: hearth.dev/v1alpha1\n"
+        "kind: Workload\n"
+        "metadata:\n"
+        "  name: bench\n"
+        "spec:\n"
+        "  components:\n"
+        "    - name: hello\n"
+        f"      image: {json.dumps(str(wasm.resolve()))}\n"
+        "      http: {}\n"
+        "      limits: { maxConcurrency: 1000 }\n"
+    )
+    return manifest
+
+
+def make_specs(args: argparse.Namespace, tmp: Path) -> dict[str, ServerSpec]:
+    specs: dict[str, ServerSpec] = {}
+    native = str(args.native)
+    specs["native"] = ServerSpec("native", lambda p: [native, f"{HOST}:{p}"])
+    wasm = str(args.hello_wasm.resolve())
+    if args.wasmtime:
+        wt = str(args.wasmtime)
+        specs["wasmtime-serve"] = ServerSpec(
+            "wasmtime-serve", lambda p: [wt, "serve", "-Scli", "--addr", f"{HOST}:{p}", wasm]
+        )
+    hearth = str(args.hearth)
+    manifest = str(write_manifest(tmp, args.hello_wasm))
+    cache_dir = str(args.cache_dir.resolve())
+    specs["hearth"] = ServerSpec(
+        "hearth",
+        lambda p: [hearth, "run", "--http", f"{HOST}:{p}", "--cache-dir", cache_dir, manifest],
+        env={"RUST_LOG": "warn"},
+    )
+    return specs
+
+
+class Server:
+    """A running, pinned server process with its stderr/stdout going to a log file."""
+
+    def __init__(self, spec: ServerSpec, port: int, log_dir: Path, tag: str = "") -> None:
+        self.spec = spec
+        self.port = port
+        self.log_path = log_dir / f"{spec.name}{tag}.log"
+        self._log = open(self.log_path, "wb")
+        env = {**os.environ, **spec.env}
+        self.start_time = time.perf_counter()
+        self.proc = subprocess.Popen(
+            spec.argv(port), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    def check_alive(self) -> None:
+        code = self.proc.poll()
+        if code is not None:
+            raise BenchError(
+                f"{self.spec.name} exited with status {code} before it was ready; its output:\n{self.log_tail()}"
+            )
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Poll `GET /` until it answers 200."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            self.check_alive()
+            status = http_get_status(self.port, timeout=2.0)
+            if status == 200:
+                return
+            if status is not None:
+                last = f"status {status}"
+            time.sleep(0.05)
+        self.stop()
+        raise BenchError(f"{self.spec.name} not ready after {timeout:.0f}s ({last}); its output:\n{self.log_tail()}")
+
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                log(f"{self.spec.name} did not exit {grace:.0f}s after SIGTERM; sending SIGKILL")
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+
+def http_get_status(port: int, timeout: float) -> int | None:
+    """One `GET /` with `Connection: close`; the status code, or None if it failed."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.sendall(request_bytes(port))
+            return read_status(s)
+    except OSError:
+        return None
+
+
+def request_bytes(port: int) -> bytes:
+    return f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n".encode()
+
+
+def read_status(s: socket.socket) -> int | None:
+    buf = b""
+    while b"\r\n" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", buf)
+    return int(m.group(1)) if m else None
+
+
+# ---------------------------------------------------------------------------
+# wrk
+
+UNIT_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
+
+
+def to_us(value: str, unit: str) -> float:
+    return float(value) * UNIT_US[unit]
+
+
+def parse_wrk(out: str) -> dict:
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M)
+    total = re.search(r"^\s+(\d+) requests in", out, re.M)
+    if not (rps and p50 and p99):
+        raise BenchError(f"cannot parse wrk output:\n{out}")
+    result = {
+        "rps": float(rps.group(1)),
+        "p50_us": to_us(*p50.groups()),
+        "p99_us": to_us(*p99.groups()),
+        "requests": int(total.group(1)) if total else None,
+        "non_2xx": 0,
+        "socket_errors": {},
+    }
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        result["non_2xx"] = int(non2xx.group(1))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if sock:
+        result["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups())))
+    return result
+
+
+def run_wrk(wrk: str, port: int, connections: int, duration: float) -> dict:
+    argv = [
+        "taskset", "-c", CLIENT_CPU, wrk, "-t1", f"-c{connections}", f"-d{fmt_duration(duration)}",
+        "--latency", f"http://{HOST}:{port}/",
+    ]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    if proc.returncode != 0:
+        raise BenchError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return parse_wrk(proc.stdout)
+
+
+def fmt_duration(seconds: float) -> str:
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{int(seconds * 1000)}ms"
+
+
+# ---------------------------------------------------------------------------
+# Cold start
+
+
+def first_200(server: Server, timeout: float = READY_TIMEOUT_S) -> float:
+    """Poll as fast as possible until `GET /` answers 200; ms since just before Popen."""
+    port = server.port
+    req = request_bytes(port)
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    while time.monotonic() < deadline:
+        attempts += 1
+        if attempts % 256 == 0:
+            server.check_alive()
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.setblocking(False)
+            err = s.connect_ex((HOST, port))
+            if err == errno.EINPROGRESS:
+                _, writable, _ = select.select([], [s], [], 1.0)
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if writable else errno.ETIMEDOUT
+            if err != 0:
+                s.close()
+                time.sleep(POLL_INTERVAL_S)
+                continue
+            s.setblocking(True)
+            s.settimeout(10.0)
+            s.sendall(req)
+            status = read_status(s)
+            if status == 200:
+                return (time.perf_counter() - server.start_time) * 1e3
+        except OSError:
+            pass  # reset while starting up: try again
+        finally:
+            s.close()
+        time.sleep(POLL_INTERVAL_S)
+    server.check_alive()
+    raise BenchError(f"{server.spec.name}: no 200 within {timeout:.0f}s; its output:\n{server.log_tail()}")
+
+
+def cold_start(spec: ServerSpec, rounds: int, log_dir: Path) -> dict:
+    # One discarded run fills the compile cache.
+    log(f"cold start: {spec.name}: warming compile cache")
+    warm = Server(spec, free_port(), log_dir, "-cold-warm")
+    try:
+        first_200(warm)
+    finally:
+        warm.kill()
+    samples = []
+    for i in range(rounds):
+        srv = Server(spec, free_port(), log_dir, "-cold")
+        try:
+            samples.append(first_200(srv))
+        finally:
+            srv.kill()
+    log(f"cold start: {spec.name}: median {statistics.median(samples):.1f} ms over {rounds} runs")
+    return {
+        "runs": rounds,
+        "median_ms": statistics.median(samples),
+        "min_ms": min(samples),
+        "max_ms": max(samples),
+        "samples_ms": [round(x, 3) for x in samples],
+    }
+
+
+# ---------------------------------------------------------------------------
+# Driver
+
+
+def bench_server(spec: ServerSpec, args: argparse.Namespace, log_dir: Path) -> list[dict]:
+    port = free_port()
+    log(f"{spec.name}: starting on {HOST}:{port} (pinned to CPU {SERVER_CPU})")
+    server = Server(spec, port, log_dir)
+    rows = []
+    try:
+        server.wait_ready()
+        log(f"{spec.name}: warm-up ({fmt_duration(args.warmup)} of wrk)")
+        run_wrk(args.wrk, port, max(args.connections), args.warmup)
+        for c in args.connections:
+            log(f"{spec.name}: wrk -c{c} -d{fmt_duration(args.duration)}")
+            r = run_wrk(args.wrk, port, c, args.duration)
+            if r["non_2xx"] or any(r["socket_errors"].values()):
+                log(f"{spec.name}: WARNING: non-2xx {r['non_2xx']}, socket errors {r['socket_errors']}")
+            rows.append({"server": spec.name, "connections": c, **r})
+            server.check_alive()
+    finally:
+        server.stop()
+    return rows
+
+
+def ratios(rows: list[dict], connections: list[int]) -> list[dict]:
+    by = {(r["server"], r["connections"]): r["rps"] for r in rows}
+    out = []
+    for c in connections:
+        h = by.get(("hearth", c))
+        if h is None:
+            continue
+        entry: dict = {"connections": c}
+        for other, key in (("wasmtime-serve", "hearth_over_wasmtime_serve"), ("native", "hearth_over_native")):
+            o = by.get((other, c))
+            entry[key] = (h / o) if o else None
+        out.append(entry)
+    return out
+
+
+def print_report(info: dict, rows: list[dict], ratio_rows: list[dict], cold: dict) -> None:
+    print()
+    print("Throughput and latency (wrk -t1, server on CPU 1, wrk on CPU 0)")
+    print(f"{'server':<16} {'conns':>6} {'req/s':>12} {'p50 µs':>10} {'p99 µs':>10}  notes")
+    for r in rows:
+        notes = []
+        if r["non_2xx"]:
+            notes.append(f"non-2xx={r['non_2xx']}")
+        errs = {k: v for k, v in r["socket_errors"].items() if v}
+        if errs:
+            notes.append("socket errors " + ",".join(f"{k}={v}" for k, v in errs.items()))
+        print(
+            f"{r['server']:<16} {r['connections']:>6} {r['rps']:>12,.0f} "
+            f"{r['p50_us']:>10,.0f} {r['p99_us']:>10,.0f}  {' '.join(notes)}"
+        )
+    if ratio_rows:
+        print()
+        print("req/s ratios")
+        print(f"{'conns':>6} {'hearth/wasmtime-serve':>22} {'hearth/native':>14}")
+        for e in ratio_rows:
+            a = e["hearth_over_wasmtime_serve"]
+            b = e["hearth_over_native"]
+            print(f"{e['connections']:>6} {(f'{a:.2f}' if a is not None else '-'):>22} {(f'{b:.2f}' if b is not None else '-'):>14}")
+    if cold:
+        print()
+        print("Cold start (spawn to first 200, warm compile cache)")
+        print(f"{'server':<16} {'runs':>5} {'median ms':>10} {'min ms':>8}")
+        for name, c in cold.items():
+            print(f"{name:<16} {c['runs']:>5} {c['median_ms']:>10.1f} {c['min_ms']:>8.1f}")
+    print()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--native", type=Path, default=REPO_ROOT / "target/release/native-hello", help="native-hello binary")
+    p.add_argument("--hearth", type=Path, default=REPO_ROOT / "target/release/hearth", help="hearth binary")
+    p.add_argument("--wasmtime", type=Path, default=None, help="wasmtime binary (for `wasmtime serve`)")
+    p.add_argument(
+        "--hello-wasm",
+        type=Path,
+        default=REPO_ROOT / "guests/target/wasm32-wasip2/release/hello.wasm",
+        help="the hello component",
+    )
+    p.add_argument("--cache-dir", type=Path, default=BENCH_DIR / ".cache/hearth-cache", help="hearth --cache-dir")
+    p.add_argument("--wrk", default="wrk", help="wrk binary")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of wrk warm-up per server (default 2)")
+    p.add_argument("--connections", default="1,64", help="comma-separated connection counts (default 1,64)")
+    p.add_argument("--only", default=",".join(SERVERS), help=f"comma-separated subset of {','.join(SERVERS)}")
+    p.add_argument("--no-cold-start", action="store_true", help="skip the cold-start measurement")
+    p.add_argument("--cold-start-runs", type=int, default=20, help="cold-start rounds per server (default 20)")
+    p.add_argument(
+        "--output", type=Path, default=BENCH_DIR / "results/http-latest.json", help="where to write the JSON results"
+    )
+    args = p.parse_args(argv)
+
+    try:
+        args.connections = [int(c) for c in args.connections.split(",") if c.strip()]
+    except ValueError:
+        p.error(f"--connections: expected comma-separated integers, got {args.connections!r}")
+    if not args.connections or any(c < 1 for c in args.connections):
+        p.error("--connections: expected positive integers")
+    if args.duration <= 0 or args.warmup < 0:
+        p.error("--duration must be positive and --warmup non-negative")
+    only = []
+    for name in (n.strip() for n in args.only.split(",") if n.strip()):
+        name = ALIASES.get(name, name)
+        if name not in SERVERS:
+            p.error(f"--only: unknown server {name!r}; expected some of {','.join(SERVERS)}")
+        if name not in only:
+            only.append(name)
+    if not only:
+        p.error("--only: no servers selected")
+    args.only = [s for s in SERVERS if s in only]  # keep the canonical order
+    return args
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    missing = []
+    for tool in ("taskset", args.wrk):
+        if shutil.which(tool) is None:
+            missing.append(f"`{tool}` not found on PATH")
+    if "native" in args.only and not os.access(args.native, os.X_OK):
+        missing.append(f"native server not found at {args.native} (cargo build --release -p hearth-bench-native)")
+    if "hearth" in args.only and not os.access(args.hearth, os.X_OK):
+        missing.append(f"hearth not found at {args.hearth} (cargo build --release -p hearth-cli)")
+    if "wasmtime-serve" in args.only:
+        if args.wasmtime is None and (found := shutil.which("wasmtime")):
+            args.wasmtime = Path(found)
+        if not args.wasmtime or not os.access(args.wasmtime, os.X_OK):
+            missing.append(
+                f"wasmtime not found{f' at {args.wasmtime}' if args.wasmtime else ''}: pass --wasmtime PATH, "
+                "run bench/http (it installs wasmtime-cli 48.0.8), or skip it with --only native,hearth"
+            )
+    if {"hearth", "wasmtime-serve"} & set(args.only) and not args.hello_wasm.is_file():
+        missing.append(f"hello component not found at {args.hello_wasm} (cd guests && cargo build --release)")
+    if (os.cpu_count() or 1) < 2:
+        missing.append("the pinning scheme needs at least 2 CPUs (server on CPU 1, wrk on CPU 0)")
+    if missing:
+        raise BenchError("cannot run the benchmark:\n  - " + "\n  - ".join(missing))
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        check_inputs(args)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    info = machine_info()
+    print("Machine")
+    print(f"  nproc:  {info['nproc']}")
+    print(f"  cpu:    {info['cpu_model']}")
+    print(f"  kernel: {info['kernel']}")
+    print(f"  date:   {info['date']}")
+    print(f"  load:   {' '.join(f'{x:.2f}' for x in info['loadavg']) or 'unknown'}")
+    cold_servers = [s for s in args.only if s in COLD_START_SERVERS]
+    cold_plan = "off" if args.no_cold_start or not cold_servers else f"{args.cold_start_runs} runs"
+    print(
+        f"  plan:   servers={','.join(args.only)} connections={','.join(map(str, args.connections))} "
+        f"duration={args.duration:g}s warmup={args.warmup:g}s cold-start={cold_plan}"
+    )
+    print(flush=True)
+    busy = cpu_busy_fraction()
+    info["cpu_busy_before"] = busy
+    if busy is not None and busy > 0.2:
+        log(f"WARNING: the CPUs were {busy:.0%} busy just before the run; other work will skew the figures")
+
+    if "wasmtime-serve" in args.only:
+        ver = subprocess.run([str(args.wasmtime), "--version"], capture_output=True, text=True)
+        info["wasmtime_version"] = ver.stdout.strip()
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    rows: list[dict] = []
+    cold: dict = {}
+    with tempfile.TemporaryDirectory(prefix="hearth-http-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        specs = make_specs(args, tmp)
+        try:
+            for name in args.only:
+                rows.extend(bench_server(specs[name], args, tmp))
+            if not args.no_cold_start:
+                for name in args.only:
+                    if name in COLD_START_SERVERS:
+                        cold[name] = cold_start(specs[name], args.cold_start_runs, tmp)
+        except BenchError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+    ratio_rows = ratios(rows, args.connections)
+    print_report(info, rows, ratio_rows, cold)
+
+    result = {
+        "machine": info,
+        "config": {
+            "servers": args.only,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "server_cpu": int(SERVER_CPU),
+            "client_cpu": int(CLIENT_CPU),
+            "wrk_threads": 1,
+            "cold_start_runs": args.cold_start_runs if cold else None,
+        },
+        "throughput": rows,
+        "ratios": ratio_rows,
+        "cold_start": cold,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
