@@ -3,7 +3,7 @@
 
 use crate::logging::{self, LogFormat};
 use crate::{EXIT_FAILED, EXIT_INVALID};
-use hearth_http::{Router, ServeOptions};
+use hearth_http::{Ingress, Router, ServeOptions};
 use hearth_runtime::{EngineOptions, Runtime};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
+    /// HTTP worker threads, each with its own runtime and listener; default: one per core
+    /// this process may run on.
+    #[arg(long)]
+    workers: Option<usize>,
     /// Allocate instances on demand instead of from a pre-reserved pool.
     #[arg(long)]
     no_pooling: bool,
@@ -50,11 +54,10 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    // The control runtime deploys, serves the admin API and waits for signals; HTTP is
+    // served by the ingress's own per-core workers.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("hearth-worker")
         .build()
     {
         Ok(rt) => rt,
@@ -93,15 +96,21 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     let running = Arc::new(running);
     let router = Arc::new(Router::new(&running));
 
-    let listener = TcpListener::bind(args.http)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.http))?;
-    let http_addr = listener.local_addr()?;
-
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
+    let threads = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let ingress = Ingress::start(
+        args.http,
+        threads,
+        router,
+        stop_rx.clone(),
+        ServeOptions {
+            drain_timeout: Duration::from_secs(args.drain_timeout),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.http))?;
+    let http_addr = ingress.local_addr();
 
     let admin = match args.admin {
         Some(addr) => {
@@ -110,10 +119,14 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
                 .map_err(|e| anyhow::anyhow!("cannot listen for the admin API on {addr}: {e}"))?;
             let admin_addr = admin_listener.local_addr()?;
             tracing::info!(addr = %admin_addr, "admin API listening");
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
             Some(tokio::spawn(hearth_http::serve_admin(
                 admin_listener,
                 Arc::clone(&running),
-                stopped(stop_rx.clone()),
+                stopped,
             )))
         }
         None => None,
@@ -123,24 +136,17 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
         addr = %http_addr,
         url = %format!("http://{http_addr}/"),
         workloads = running.len(),
+        workers = threads,
         pooling = runtime.engine().pooling(),
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
         "HTTP ingress listening"
     );
 
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let drained = hearth_http::serve(
-        listener,
-        router,
-        stopped(stop_rx),
-        ServeOptions {
-            drain_timeout: Duration::from_secs(args.drain_timeout),
-        },
-    )
-    .await;
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let drained = tokio::task::spawn_blocking(move || ingress.join())
+        .await
+        .unwrap_or(false);
     if let Some(admin) = admin {
         let _ = admin.await;
     }

@@ -12,4 +12,4 @@ mod server;
 
 pub use admin::{WorkloadStatus, serve_admin, workload_status};
 pub use router::Router;
-pub use server::{ServeOptions, serve};
+pub use server::{Ingress, ServeOptions, serve};

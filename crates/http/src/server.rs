@@ -1,6 +1,8 @@
-//! The ingress server loop: accept, serve HTTP/1.1 (keep-alive) and HTTP/2 on each
-//! connection, route each request, and on shutdown stop accepting and drain in-flight
-//! requests within a bound.
+//! The ingress: thread-per-core HTTP serving. Each worker thread runs its own current-thread
+//! async runtime and its own `SO_REUSEPORT` listener on the same address, so a connection and
+//! every instance serving it stay on one core with no cross-thread wake-ups. Each worker
+//! serves HTTP/1.1 (keep-alive) and HTTP/2, routes each request, and on shutdown stops
+//! accepting and drains its in-flight requests within a bound.
 
 use crate::responses;
 use crate::router::Router;
@@ -13,9 +15,11 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// How the ingress behaves at shutdown.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +34,86 @@ impl Default for ServeOptions {
             drain_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// Running ingress workers.
+pub struct Ingress {
+    addr: SocketAddr,
+    workers: Vec<std::thread::JoinHandle<bool>>,
+}
+
+impl Ingress {
+    /// Binds `addr` once per worker (`SO_REUSEPORT`; port 0 picks one port for all) and
+    /// starts `threads` workers serving `router` until `stop` turns true.
+    pub fn start(
+        addr: SocketAddr,
+        threads: usize,
+        router: Arc<Router>,
+        stop: watch::Receiver<bool>,
+        options: ServeOptions,
+    ) -> std::io::Result<Self> {
+        let first = reuseport_listener(addr)?;
+        let addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..threads.max(1) {
+            listeners.push(reuseport_listener(addr)?);
+        }
+        let mut workers = Vec::with_capacity(listeners.len());
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let router = Arc::clone(&router);
+            let mut stop = stop.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("hearth-http-{i}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot start an ingress worker runtime");
+                            return false;
+                        }
+                    };
+                    rt.block_on(async move {
+                        let listener = match TcpListener::from_std(listener) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot register the ingress listener");
+                                return false;
+                            }
+                        };
+                        let shutdown = async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        };
+                        serve(listener, router, shutdown, options).await
+                    })
+                })?;
+            workers.push(worker);
+        }
+        Ok(Self { addr, workers })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits for every worker to drain; true when all drained within the timeout.
+    pub fn join(self) -> bool {
+        self.workers.into_iter().all(|w| w.join().unwrap_or(false))
+    }
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains.
