@@ -6,6 +6,7 @@
 
 mod logging;
 mod run;
+mod status;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,19 @@ enum Command {
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
     },
+    /// Show the workloads of a running host: components, routes, request counts, and each
+    /// service's state, restarts and last exit.
+    #[command(
+        after_help = "Examples:\n  hearth status\n  hearth status --admin 127.0.0.1:9090 --json"
+    )]
+    Status {
+        /// The host's admin API address (`hearth run --admin`).
+        #[arg(long, default_value = "127.0.0.1:9090", env = "HEARTH_ADMIN")]
+        admin: std::net::SocketAddr,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,5 +73,6 @@ fn main() -> ExitCode {
             logging::init(logging::LogFormat::Human);
             validate::main(&manifests)
         }
+        Command::Status { admin, json } => status::main(admin, json),
     }
 }

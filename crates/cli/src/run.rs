@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
+    /// Host address that published service ports listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    publish_addr: std::net::IpAddr,
     /// HTTP worker threads, each with its own runtime and listener; default: one per core
     /// this process may run on.
     #[arg(long)]
@@ -86,6 +89,7 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     let runtime = Arc::new(Runtime::new(EngineOptions {
         cache_dir,
         pooling: !args.no_pooling,
+        publish_ip: args.publish_addr,
         ..EngineOptions::default()
     })?);
 
@@ -147,6 +151,9 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     let drained = tokio::task::spawn_blocking(move || ingress.join())
         .await
         .unwrap_or(false);
+    // Services outlive the ingress so in-flight requests could still reach them.
+    let stopping = Arc::clone(&running);
+    let _ = tokio::task::spawn_blocking(move || stopping.iter().for_each(|w| w.stop())).await;
     if let Some(admin) = admin {
         let _ = admin.await;
     }

@@ -1,9 +1,9 @@
 //! The admin API: `GET /healthz` and `GET /v1/workloads` (JSON: workloads, their components,
-//! routes, limits and counters).
+//! routes, limits and counters, and each service's state, restarts and last exit).
 
 use crate::responses;
 use hearth_manifest::{HttpRoute, Limits};
-use hearth_runtime::{OutgoingBody, RunningWorkload, StatsSnapshot};
+use hearth_runtime::{OutgoingBody, RunningWorkload, ServiceStatus, StatsSnapshot};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -25,6 +25,8 @@ pub struct WorkloadStatus {
     pub source: String,
     /// Its components.
     pub components: Vec<ComponentStatus>,
+    /// Its service, if it has one.
+    pub service: Option<ServiceStatus>,
 }
 
 /// One component as the admin API reports it.
@@ -58,6 +60,7 @@ pub fn workload_status(workloads: &[Arc<RunningWorkload>]) -> Vec<WorkloadStatus
                     stats: c.stats(),
                 })
                 .collect(),
+            service: w.service.as_ref().map(|s| s.status()),
         })
         .collect()
 }

@@ -18,10 +18,11 @@ pub fn load_files<P: AsRef<Path>>(files: &[P]) -> Result<Vec<Workload>, Manifest
     for file in files {
         let file = file.as_ref();
         match std::fs::read_to_string(file) {
-            Ok(text) => match parse_str(file, &text) {
-                Ok(mut w) => workloads.append(&mut w),
-                Err(mut e) => errors.append(&mut e.0),
-            },
+            Ok(text) => {
+                let (mut w, mut e) = parse_file(file, &text);
+                workloads.append(&mut w);
+                errors.append(&mut e);
+            }
             Err(e) => errors.push(ManifestError::new(
                 file,
                 None,
@@ -38,9 +39,20 @@ pub fn load_files<P: AsRef<Path>>(files: &[P]) -> Result<Vec<Workload>, Manifest
     }
 }
 
-/// Parses and validates the documents of one file. `file` is used for messages and to
-/// resolve relative image paths.
+/// Parses and validates the documents of one file, including checks across its documents.
+/// `file` is used for messages and to resolve relative image paths.
 pub fn parse_str(file: &Path, text: &str) -> Result<Vec<Workload>, ManifestErrors> {
+    let (workloads, mut errors) = parse_file(file, text);
+    errors.extend(validate::across(&workloads));
+    if errors.is_empty() {
+        Ok(workloads)
+    } else {
+        Err(ManifestErrors(errors))
+    }
+}
+
+/// Every valid workload of one file, and every problem found in it.
+fn parse_file(file: &Path, text: &str) -> (Vec<Workload>, Vec<ManifestError>) {
     let mut workloads = Vec::new();
     let mut errors = Vec::new();
     // Read every document as plain YAML first. The stream cannot be resynchronised after a
@@ -82,11 +94,7 @@ pub fn parse_str(file: &Path, text: &str) -> Result<Vec<Workload>, ManifestError
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() {
-        Ok(workloads)
-    } else {
-        Err(ManifestErrors(errors))
-    }
+    (workloads, errors)
 }
 
 fn parse_document(
@@ -127,6 +135,28 @@ fn parse_document(
         documents_in_file,
         spec_path,
     };
+    // `service` is one mapping; say so plainly when someone lists several.
+    let spec_path = if kind == "WorkloadDeployment" {
+        "spec.template.spec"
+    } else {
+        "spec"
+    };
+    let spec = match kind.as_str() {
+        "WorkloadDeployment" => map
+            .get("spec")
+            .and_then(|s| s.get("template"))
+            .and_then(|t| t.get("spec")),
+        _ => map.get("spec"),
+    };
+    if let Some(serde_yaml::Value::Sequence(list)) = spec.and_then(|s| s.get("service")) {
+        return Err(err(
+            &format!("{spec_path}.service"),
+            format!(
+                "expected one service (a mapping with `image`), found a list of {}: a workload has at most one service",
+                list.len()
+            ),
+        ));
+    }
     let workload = match kind.as_str() {
         "Workload" => {
             let doc: WorkloadDocument = typed(file, doc_label, value)?;

@@ -144,6 +144,103 @@ pub struct WorkloadSpec {
     /// The stateless components, each instantiated fresh per invocation.
     #[serde(default)]
     pub components: Vec<ComponentSpec>,
+    /// The workload's one long-running service, if any.
+    #[serde(default)]
+    pub service: Option<ServiceSpec>,
+}
+
+/// Default memory limit of a service: it keeps state, so more than a component's.
+pub const DEFAULT_SERVICE_MEMORY_MIB: u32 = 256;
+
+/// The long-running, stateful part of a workload: a `wasi:cli/run` component that is the
+/// workload's `localhost`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Path of the `.wasm` file, relative to the manifest.
+    pub image: String,
+    /// Environment variables the guest sees.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Configuration values (served by `wasi:config` once that interface lands).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Ports the service listens on in the workload's network, optionally published on the host.
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+    /// What happens when the service exits.
+    #[serde(default)]
+    pub restart: RestartSpec,
+    /// Where the service may connect outside its workload (deny by default).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub limits: ServiceLimits,
+}
+
+/// One port of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePort {
+    /// The port the service listens on inside the workload.
+    pub port: u16,
+    /// A host port whose connections are spliced into `port`.
+    #[serde(default)]
+    pub publish: Option<u16>,
+}
+
+/// Restart behaviour of a service, after Kubernetes' pod restart policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestartSpec {
+    #[serde(default)]
+    pub policy: RestartPolicy,
+    /// Restarts allowed before the service is left `failed`; absent = unlimited.
+    #[serde(default)]
+    pub max_restarts: Option<u32>,
+}
+
+impl Default for RestartSpec {
+    fn default() -> Self {
+        Self {
+            policy: RestartPolicy::OnFailure,
+            max_restarts: None,
+        }
+    }
+}
+
+/// When a service is restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// After any exit, clean or not.
+    Always,
+    /// After a crash (trap, non-zero exit, `run` returning an error); a clean exit completes.
+    #[default]
+    OnFailure,
+    /// Never.
+    Never,
+}
+
+/// Resource limits of a service instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceLimits {
+    /// Linear memory limit in MiB.
+    #[serde(rename = "memoryMiB", default = "default_service_memory")]
+    pub memory_mib: u32,
+}
+
+impl Default for ServiceLimits {
+    fn default() -> Self {
+        Self {
+            memory_mib: DEFAULT_SERVICE_MEMORY_MIB,
+        }
+    }
+}
+
+fn default_service_memory() -> u32 {
+    DEFAULT_SERVICE_MEMORY_MIB
 }
 
 /// One stateless component.
@@ -165,6 +262,9 @@ pub struct ComponentSpec {
     /// Configuration values (served by `wasi:config` once that interface lands).
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Where the component may connect outside its workload (deny by default).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Which HTTP requests reach a component.
@@ -228,11 +328,22 @@ pub enum ImageRef {
 impl ComponentSpec {
     /// Resolves `image` against the directory of the manifest it came from.
     pub fn image_ref(&self, source: &Source) -> ImageRef {
-        let path = Path::new(&self.image);
-        if path.is_absolute() {
-            ImageRef::File(path.to_path_buf())
-        } else {
-            ImageRef::File(source.base_dir().join(path))
-        }
+        resolve_image(&self.image, source)
+    }
+}
+
+impl ServiceSpec {
+    /// Resolves `image` against the directory of the manifest it came from.
+    pub fn image_ref(&self, source: &Source) -> ImageRef {
+        resolve_image(&self.image, source)
+    }
+}
+
+fn resolve_image(image: &str, source: &Source) -> ImageRef {
+    let path = Path::new(image);
+    if path.is_absolute() {
+        ImageRef::File(path.to_path_buf())
+    } else {
+        ImageRef::File(source.base_dir().join(path))
     }
 }

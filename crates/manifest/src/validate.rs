@@ -2,7 +2,7 @@
 //! documents and files. Every check reports the field path it is about.
 
 use crate::error::ManifestError;
-use crate::types::{ComponentSpec, Workload};
+use crate::types::{ComponentSpec, ServiceSpec, Workload};
 use std::collections::HashMap;
 
 /// Largest memory limit a component may ask for.
@@ -52,10 +52,17 @@ pub(crate) fn workload(w: &Workload, doc: Option<usize>) -> Vec<ManifestError> {
     if w.replicas == 0 {
         err("spec.replicas".into(), "expected at least 1".into());
     }
-    if w.spec.components.is_empty() {
+    if w.spec.components.is_empty() && w.spec.service.is_none() {
         err(
             w.source.field("components"),
-            "expected at least one component".into(),
+            "expected at least one component or a service".into(),
+        );
+    }
+    if let Some(service) = &w.spec.service {
+        check_service(
+            service,
+            &|f: &str| w.source.field(&format!("service.{f}")),
+            &mut err,
         );
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -163,12 +170,98 @@ fn check_component(
     }
 }
 
+fn check_service(
+    s: &ServiceSpec,
+    at: &dyn Fn(&str) -> String,
+    err: &mut dyn FnMut(String, String),
+) {
+    if s.image.trim().is_empty() {
+        err(
+            at("image"),
+            "expected a path to a .wasm component, found an empty string".into(),
+        );
+    } else if s.image.contains("://") {
+        err(
+            at("image"),
+            format!(
+                "`{}`: expected a file path relative to the manifest (registry references are not supported yet)",
+                s.image
+            ),
+        );
+    }
+    let mut ports: HashMap<u16, usize> = HashMap::new();
+    for (i, p) in s.ports.iter().enumerate() {
+        if p.port == 0 {
+            err(
+                at(&format!("ports[{i}].port")),
+                "expected a port from 1 to 65535, found 0".into(),
+            );
+        } else if let Some(first) = ports.insert(p.port, i) {
+            err(
+                at(&format!("ports[{i}].port")),
+                format!(
+                    "port {} is already listed at {}",
+                    p.port,
+                    at(&format!("ports[{first}]"))
+                ),
+            );
+        }
+        if p.publish == Some(0) {
+            err(
+                at(&format!("ports[{i}].publish")),
+                "expected a host port from 1 to 65535, found 0".into(),
+            );
+        }
+    }
+    if s.limits.memory_mib == 0 || s.limits.memory_mib > MAX_MEMORY_MIB {
+        err(
+            at("limits.memoryMiB"),
+            format!(
+                "expected 1 to {MAX_MEMORY_MIB}, found {}",
+                s.limits.memory_mib
+            ),
+        );
+    }
+    for key in s.env.keys() {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            err(
+                at(&format!("env.{key}")),
+                "expected a variable name without `=` or NUL".into(),
+            );
+        }
+    }
+}
+
 /// Checks across all workloads of a run: names and routes must not collide.
 pub(crate) fn across(workloads: &[Workload]) -> Vec<ManifestError> {
     let mut errors = Vec::new();
     let mut names: HashMap<&str, &Workload> = HashMap::new();
     let mut routes: HashMap<RouteKey, (&Workload, usize)> = HashMap::new();
+    let mut published: HashMap<u16, (&Workload, usize)> = HashMap::new();
     for w in workloads {
+        for (i, port) in w
+            .spec
+            .service
+            .iter()
+            .flat_map(|s| s.ports.iter())
+            .enumerate()
+        {
+            let Some(host_port) = port.publish else {
+                continue;
+            };
+            if let Some((other, j)) = published.insert(host_port, (w, i)) {
+                errors.push(ManifestError::new(
+                    &w.source.file,
+                    w.source.document_label(),
+                    w.source.field(&format!("service.ports[{i}].publish")),
+                    format!(
+                        "host port {host_port} is already published by workload `{}` ({}): expected each published port once",
+                        other.name,
+                        other.source.field(&format!("service.ports[{j}].publish"))
+                    ),
+                ));
+            }
+        }
         let doc = w.source.document_label();
         if let Some(first) = names.insert(&w.name, w) {
             errors.push(ManifestError::new(

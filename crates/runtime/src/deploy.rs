@@ -4,14 +4,17 @@
 use crate::Runtime;
 use crate::cache::CacheOutcome;
 use crate::gate::Gate;
-use crate::inspect::{self, HTTP_HANDLER, Interfaces, WasmKind};
+use crate::inspect::{self, CLI_RUN, HTTP_HANDLER, Interfaces, WasmKind};
+use crate::service::ServiceRuntime;
 use crate::state::{InvocationState, StateTemplate};
-use hearth_manifest::{ComponentSpec, HttpRoute, ImageRef, Limits, ManifestError, Workload};
+use hearth_manifest::{HttpRoute, ImageRef, Limits, ManifestError, Workload};
+use hearth_net::{EgressPolicy, Network};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// Longest a request waits in a component's queue for a free instance slot.
@@ -33,7 +36,7 @@ impl DeployError {
     }
 }
 
-/// A deployed workload: its components, ready to invoke.
+/// A deployed workload: its components, ready to invoke, and its service, running.
 pub struct RunningWorkload {
     /// `metadata.name`.
     pub name: Arc<str>,
@@ -41,6 +44,19 @@ pub struct RunningWorkload {
     pub source: PathBuf,
     /// Its components, in manifest order.
     pub components: Vec<Arc<ComponentRuntime>>,
+    /// Its service, if it has one.
+    pub service: Option<Arc<ServiceRuntime>>,
+    /// Its private network.
+    pub network: Arc<Network>,
+}
+
+impl RunningWorkload {
+    /// Stops the service (if any) and waits for its supervisor to finish.
+    pub fn stop(&self) {
+        if let Some(service) = &self.service {
+            service.stop();
+        }
+    }
 }
 
 /// One deployed component: pre-instantiated, gated, counted.
@@ -110,31 +126,97 @@ pub struct StatsSnapshot {
     pub timed_out: u64,
 }
 
-/// Checks every component file of `workload` without compiling: it exists, it is a component,
-/// and it exports what its role needs. Returns the bytes and interfaces of each.
-pub fn check_files(workload: &Workload) -> Result<Vec<(Vec<u8>, Interfaces)>, Vec<DeployError>> {
-    let mut ok = Vec::new();
+/// Checks every file of `workload` without compiling: it exists, it is a component, and it
+/// exports what its role needs; and every `allowedHosts` list parses. Returns the bytes and
+/// interfaces of each file.
+pub fn check_files(workload: &Workload) -> Result<CheckedFiles, Vec<DeployError>> {
+    let mut components = Vec::new();
     let mut errors = Vec::new();
     for (i, c) in workload.spec.components.iter().enumerate() {
-        match check_file(workload, i, c) {
-            Ok(v) => ok.push(v),
+        let role = if c.http.is_some() {
+            Role::HttpComponent
+        } else {
+            Role::Component
+        };
+        match check_file(
+            workload,
+            &format!("components[{i}]"),
+            c.image_ref(&workload.source),
+            role,
+        ) {
+            Ok(v) => components.push(v),
             Err(e) => errors.push(e),
+        }
+        if let Err(e) = policy(workload, &format!("components[{i}]"), &c.allowed_hosts) {
+            errors.push(e);
+        }
+    }
+    let mut service = None;
+    if let Some(s) = &workload.spec.service {
+        match check_file(
+            workload,
+            "service",
+            s.image_ref(&workload.source),
+            Role::Service,
+        ) {
+            Ok(v) => service = Some(v),
+            Err(e) => errors.push(e),
+        }
+        if let Err(e) = policy(workload, "service", &s.allowed_hosts) {
+            errors.push(e);
         }
     }
     if errors.is_empty() {
-        Ok(ok)
+        Ok(CheckedFiles {
+            components,
+            service,
+        })
     } else {
         Err(errors)
     }
 }
 
+/// The bytes and interfaces of every file of a workload, once checked.
+pub struct CheckedFiles {
+    /// One per component, in manifest order.
+    pub components: Vec<(Vec<u8>, Interfaces)>,
+    /// The service's, if any.
+    pub service: Option<(Vec<u8>, Interfaces)>,
+}
+
+/// What a file is asked to be.
+#[derive(Clone, Copy)]
+enum Role {
+    Component,
+    HttpComponent,
+    Service,
+}
+
+/// Parses the `allowedHosts` of the part at `at` (e.g. `components[0]`).
+fn policy(
+    workload: &Workload,
+    at: &str,
+    entries: &[String],
+) -> Result<Arc<EgressPolicy>, DeployError> {
+    EgressPolicy::parse(entries).map(Arc::new).map_err(|e| {
+        DeployError::at(
+            workload,
+            workload
+                .source
+                .field(&format!("{at}.allowedHosts[{}]", e.index)),
+            format!("expected {}, found `{}`", e.expected, e.entry),
+        )
+    })
+}
+
 fn check_file(
     workload: &Workload,
-    i: usize,
-    c: &ComponentSpec,
+    at: &str,
+    image: ImageRef,
+    role: Role,
 ) -> Result<(Vec<u8>, Interfaces), DeployError> {
-    let field = |f: &str| workload.source.field(&format!("components[{i}].{f}"));
-    let ImageRef::File(path) = c.image_ref(&workload.source);
+    let field = |f: &str| workload.source.field(&format!("{at}.{f}"));
+    let ImageRef::File(path) = image;
     let bytes = std::fs::read(&path).map_err(|e| {
         DeployError::at(
             workload,
@@ -172,20 +254,37 @@ fn check_file(
             format!("`{}` is not a valid component: {e}", path.display()),
         )
     })?;
-    if c.http.is_some() && interfaces.export(HTTP_HANDLER).is_none() {
-        let exports = if interfaces.exports.is_empty() {
+    let exports = || {
+        if interfaces.exports.is_empty() {
             "nothing".to_string()
         } else {
             interfaces.exports.join(", ")
-        };
-        return Err(DeployError::at(
-            workload,
-            field("http"),
-            format!(
-                "`{}` does not export `{HTTP_HANDLER}`, which a component with an `http` route must (it exports {exports})",
-                path.display()
-            ),
-        ));
+        }
+    };
+    match role {
+        Role::HttpComponent if interfaces.export(HTTP_HANDLER).is_none() => {
+            return Err(DeployError::at(
+                workload,
+                field("http"),
+                format!(
+                    "`{}` does not export `{HTTP_HANDLER}`, which a component with an `http` route must (it exports {})",
+                    path.display(),
+                    exports()
+                ),
+            ));
+        }
+        Role::Service if interfaces.export(CLI_RUN).is_none() => {
+            return Err(DeployError::at(
+                workload,
+                field("image"),
+                format!(
+                    "`{}` does not export `{CLI_RUN}`, which a service must (it exports {}); build the service as a binary for `wasm32-wasip2`",
+                    path.display(),
+                    exports()
+                ),
+            ));
+        }
+        _ => {}
     }
     Ok((bytes, interfaces))
 }
@@ -196,37 +295,22 @@ pub(crate) async fn deploy(
 ) -> Result<Arc<RunningWorkload>, DeployError> {
     let files = check_files(workload).map_err(|mut errors| errors.remove(0))?;
     let name: Arc<str> = workload.name.as_str().into();
-    let mut components = Vec::with_capacity(files.len());
-    for (i, ((bytes, _interfaces), spec)) in
-        files.into_iter().zip(&workload.spec.components).enumerate()
+    let service_policy = match &workload.spec.service {
+        Some(s) => policy(workload, "service", &s.allowed_hosts)?,
+        None => Arc::new(EgressPolicy::deny_all()),
+    };
+    let network = Network::new(&workload.name, (*service_policy).clone());
+
+    let mut components = Vec::with_capacity(files.components.len());
+    for (i, ((bytes, _interfaces), spec)) in files
+        .components
+        .into_iter()
+        .zip(&workload.spec.components)
+        .enumerate()
     {
-        let field = |f: &str| workload.source.field(&format!("components[{i}].{f}"));
-        let started = Instant::now();
-        let rt2 = Arc::clone(rt);
-        let compiled =
-            tokio::task::spawn_blocking(move || rt2.cache.load(rt2.engine.engine(), &bytes))
-                .await
-                .map_err(|e| {
-                    DeployError::at(
-                        workload,
-                        field("image"),
-                        format!("compilation task failed: {e}"),
-                    )
-                })?;
-        let (component, outcome) = compiled.map_err(|e| {
-            DeployError::at(
-                workload,
-                field("image"),
-                format!("cannot compile the component: {e:#}"),
-            )
-        })?;
-        tracing::info!(
-            workload = %name,
-            component = %spec.name,
-            cached = outcome == CacheOutcome::Hit,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "component ready"
-        );
+        let at = format!("components[{i}]");
+        let component = compile(rt, workload, &at, &spec.name, bytes).await?;
+        let field = |f: &str| workload.source.field(&format!("{at}.{f}"));
         let pre = rt.linker.instantiate_pre(&component).map_err(|e| {
             DeployError::at(
                 workload,
@@ -259,6 +343,9 @@ pub(crate) async fn deploy(
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 memory_bytes: (spec.limits.memory_mib as usize) << 20,
+                network: Arc::clone(&network),
+                role: hearth_net::Role::Component,
+                policy: policy(workload, &at, &spec.allowed_hosts)?,
             },
             proxy,
             gate: Gate::new(
@@ -268,9 +355,115 @@ pub(crate) async fn deploy(
             stats: ComponentStats::default(),
         }));
     }
+
+    let service = match (&workload.spec.service, files.service) {
+        (Some(spec), Some((bytes, _))) => {
+            let component = compile(rt, workload, "service", "service", bytes).await?;
+            let field = |f: &str| workload.source.field(&format!("service.{f}"));
+            let pre = rt.linker.instantiate_pre(&component).map_err(|e| {
+                DeployError::at(
+                    workload,
+                    field("image"),
+                    format!("cannot link the service's imports: {e:#}"),
+                )
+            })?;
+            let pre = CommandPre::new(pre).map_err(|e| {
+                DeployError::at(
+                    workload,
+                    field("image"),
+                    format!("not a `wasi:cli/run` command: {e:#}"),
+                )
+            })?;
+            let mut publishers = Vec::new();
+            for (i, port) in spec.ports.iter().enumerate() {
+                let Some(host_port) = port.publish else {
+                    continue;
+                };
+                let addr = std::net::SocketAddr::new(rt.publish_ip, host_port);
+                let listener = std::net::TcpListener::bind(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .map_err(|e| {
+                        DeployError::at(
+                            workload,
+                            field(&format!("ports[{i}].publish")),
+                            format!("cannot publish on {addr}: {e}"),
+                        )
+                    })?;
+                publishers.push((port.port, listener));
+            }
+            let template = StateTemplate {
+                workload: name.clone(),
+                component: "service".into(),
+                env: spec
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                memory_bytes: (spec.limits.memory_mib as usize) << 20,
+                network: Arc::clone(&network),
+                role: hearth_net::Role::Service,
+                policy: Arc::clone(&service_policy),
+            };
+            let service = Arc::new(ServiceRuntime::new(
+                pre,
+                template,
+                spec.restart,
+                Arc::clone(&network),
+                publishers,
+            ));
+            service.start().map_err(|e| {
+                DeployError::at(
+                    workload,
+                    field("image"),
+                    format!("cannot start the service thread: {e}"),
+                )
+            })?;
+            Some(service)
+        }
+        _ => None,
+    };
+
     Ok(Arc::new(RunningWorkload {
         name,
         source: workload.source.file.clone(),
         components,
+        service,
+        network,
     }))
+}
+
+async fn compile(
+    rt: &Arc<Runtime>,
+    workload: &Workload,
+    at: &str,
+    label: &str,
+    bytes: Vec<u8>,
+) -> Result<wasmtime::component::Component, DeployError> {
+    let field = workload.source.field(&format!("{at}.image"));
+    let started = Instant::now();
+    let rt2 = Arc::clone(rt);
+    let compiled = tokio::task::spawn_blocking(move || rt2.cache.load(rt2.engine.engine(), &bytes))
+        .await
+        .map_err(|e| {
+            DeployError::at(
+                workload,
+                field.clone(),
+                format!("compilation task failed: {e}"),
+            )
+        })?;
+    let (component, outcome) = compiled.map_err(|e| {
+        DeployError::at(
+            workload,
+            field.clone(),
+            format!("cannot compile the component: {e:#}"),
+        )
+    })?;
+    tracing::info!(
+        workload = %workload.name,
+        component = label,
+        cached = outcome == CacheOutcome::Hit,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "component ready"
+    );
+    Ok(component)
 }

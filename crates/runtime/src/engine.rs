@@ -21,6 +21,8 @@ pub struct EngineOptions {
     pub max_instances: u32,
     /// Largest linear memory any instance may have, in MiB.
     pub max_memory_mib: u32,
+    /// The host address published service ports listen on.
+    pub publish_ip: std::net::IpAddr,
 }
 
 impl Default for EngineOptions {
@@ -30,6 +32,7 @@ impl Default for EngineOptions {
             pooling: true,
             max_instances: 1000,
             max_memory_mib: 4096,
+            publish_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         }
     }
 }

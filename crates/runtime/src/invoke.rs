@@ -61,16 +61,18 @@ impl ComponentRuntime {
 
         let mut store = Store::new(
             proxy.engine(),
-            InvocationState::new(&self.template, deadline),
+            InvocationState::new(&self.template, Some(deadline)),
         );
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
-            Ok(if Instant::now() >= ctx.data().deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Yield(1)
-            })
+            Ok(
+                if ctx.data().deadline.is_some_and(|d| Instant::now() >= d) {
+                    UpdateDeadline::Interrupt
+                } else {
+                    UpdateDeadline::Yield(1)
+                },
+            )
         });
 
         let (tx, rx) = tokio::sync::oneshot::channel();

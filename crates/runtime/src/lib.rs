@@ -3,7 +3,8 @@
 //! Owns the wasmtime engine (pooling allocator, epoch ticker), the on-disk compile cache,
 //! checking what a component file is and exports, pre-instantiation, the per-component
 //! concurrency gate, and invoking a fresh instance per request with its deadline and memory
-//! limit. It does not own sockets or HTTP serving: `hearth-http` drives [`ComponentRuntime`].
+//! limit, and supervising services. It does not own sockets (`hearth-net`) or HTTP serving
+//! (`hearth-http` drives [`ComponentRuntime`]).
 
 mod cache;
 mod deploy;
@@ -12,6 +13,8 @@ mod gate;
 mod guest_log;
 pub mod inspect;
 mod invoke;
+mod outgoing_http;
+mod service;
 mod state;
 
 pub use cache::CompileCache;
@@ -21,6 +24,7 @@ pub use deploy::{
 pub use engine::{EngineOptions, HostEngine};
 pub use gate::{Gate, Permit};
 pub use invoke::{InvokeError, OutgoingBody};
+pub use service::{PublishedPort, ServiceRuntime, ServiceState, ServiceStatus};
 pub use state::InvocationState;
 
 use hearth_manifest::Workload;
@@ -31,6 +35,7 @@ pub struct Runtime {
     engine: HostEngine,
     cache: CompileCache,
     linker: wasmtime::component::Linker<InvocationState>,
+    publish_ip: std::net::IpAddr,
 }
 
 impl Runtime {
@@ -41,7 +46,12 @@ impl Runtime {
         let mut linker = wasmtime::component::Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        // Our virtual network replaces wasmtime-wasi's host sockets.
+        linker.allow_shadowing(true);
+        hearth_net::add_to_linker(&mut linker)?;
+        linker.allow_shadowing(false);
         Ok(Self {
+            publish_ip: options.publish_ip,
             engine,
             cache,
             linker,

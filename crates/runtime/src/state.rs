@@ -1,7 +1,10 @@
-//! What one store holds: the WASI and `wasi:http` contexts, the resource table, the memory
-//! limiter and the invocation's deadline. Built fresh for every invocation.
+//! What one store holds: the WASI, `wasi:http` and virtual-network contexts, the resource
+//! table, the memory limiter and the deadline. Built fresh for every invocation and for every
+//! service incarnation.
 
 use crate::guest_log::{GuestLog, StdStream};
+use crate::outgoing_http::HttpHooks;
+use hearth_net::{EgressPolicy, NetCtx, NetCtxView, NetView, Network, Role};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
@@ -9,26 +12,31 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// The `T` of every `Store<T>` hearth creates for a component invocation.
+/// The `T` of every `Store<T>` hearth creates.
 pub struct InvocationState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    hooks: HttpHooks,
+    net: NetCtx,
     pub(crate) limits: StoreLimits,
-    pub(crate) deadline: Instant,
+    /// When the invocation must be done; `None` for a service.
+    pub(crate) deadline: Option<Instant>,
 }
 
-/// The parts of a component's identity and limits that every invocation's state needs.
-#[derive(Debug)]
+/// What every store of one component (or service) is built from.
 pub(crate) struct StateTemplate {
     pub workload: Arc<str>,
     pub component: Arc<str>,
     pub env: Vec<(String, String)>,
     pub memory_bytes: usize,
+    pub network: Arc<Network>,
+    pub role: Role,
+    pub policy: Arc<EgressPolicy>,
 }
 
 impl InvocationState {
-    pub(crate) fn new(template: &StateTemplate, deadline: Instant) -> Self {
+    pub(crate) fn new(template: &StateTemplate, deadline: Option<Instant>) -> Self {
         let mut wasi = WasiCtx::builder();
         wasi.envs(&template.env)
             .stdout(GuestLog::new(
@@ -45,6 +53,15 @@ impl InvocationState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
+            hooks: HttpHooks {
+                network: Arc::clone(&template.network),
+                policy: Arc::clone(&template.policy),
+            },
+            net: NetCtx::with_policy(
+                Arc::clone(&template.network),
+                template.role,
+                Arc::clone(&template.policy),
+            ),
             limits: StoreLimitsBuilder::new()
                 .memory_size(template.memory_bytes)
                 .instances(64)
@@ -68,7 +85,16 @@ impl WasiHttpView for InvocationState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl NetView for InvocationState {
+    fn net(&mut self) -> NetCtxView<'_> {
+        NetCtxView {
+            ctx: &mut self.net,
+            table: &mut self.table,
         }
     }
 }

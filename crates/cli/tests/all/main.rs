@@ -5,5 +5,6 @@
 mod faults;
 mod manifests;
 mod routing;
+mod services;
 mod shutdown;
 mod support;

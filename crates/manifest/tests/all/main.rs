@@ -263,3 +263,100 @@ fn registry_references_are_refused_for_now() {
         "{msg}"
     );
 }
+
+const WITH_SERVICE: &str = r#"
+apiVersion: hearth.dev/v1alpha1
+kind: Workload
+metadata:
+  name: cache
+spec:
+  components:
+    - name: web
+      image: web.wasm
+      http: { path: / }
+      allowedHosts: [api.example.com]
+  service:
+    image: ./cache.wasm
+    env: { CACHE_PORT: "6380" }
+    ports:
+      - port: 6380
+      - { port: 7070, publish: 17070 }
+    restart: { policy: always, maxRestarts: 5 }
+    allowedHosts: ["db.internal:5432", "*.example.com"]
+"#;
+
+#[test]
+fn service_normalises_with_defaults() {
+    let w = parse(WITH_SERVICE).unwrap();
+    let s = w[0].spec.service.as_ref().unwrap();
+    assert_eq!(s.ports[1].publish, Some(17070));
+    assert_eq!(s.restart.policy, hearth_manifest::RestartPolicy::Always);
+    assert_eq!(s.restart.max_restarts, Some(5));
+    assert_eq!(s.allowed_hosts.len(), 2);
+    assert_eq!(
+        s.limits.memory_mib,
+        hearth_manifest::DEFAULT_SERVICE_MEMORY_MIB
+    );
+    assert_eq!(w[0].spec.components[0].allowed_hosts, ["api.example.com"]);
+    let minimal =
+        parse(&WITH_SERVICE.replace("    restart: { policy: always, maxRestarts: 5 }\n", ""))
+            .unwrap();
+    let restart = minimal[0].spec.service.as_ref().unwrap().restart;
+    assert_eq!(restart.policy, hearth_manifest::RestartPolicy::OnFailure);
+    assert_eq!(restart.max_restarts, None);
+}
+
+#[test]
+fn a_service_alone_is_a_workload() {
+    let text = "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata: { name: echo }\nspec:\n  service: { image: echo.wasm }\n";
+    assert!(parse(text).is_ok());
+    let empty =
+        "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata: { name: echo }\nspec: {}\n";
+    assert!(
+        one_error(empty).contains("spec.components: expected at least one component or a service")
+    );
+}
+
+#[test]
+fn more_than_one_service_is_refused() {
+    let text = WITH_SERVICE.replace("  service:\n    image: ./cache.wasm\n", "  service:\n    - image: ./cache.wasm\n    - image: ./other.wasm\n  unused:\n    image: ./cache.wasm\n");
+    let msg = one_error(&text);
+    assert!(
+        msg.contains(
+            "spec.service: expected one service (a mapping with `image`), found a list of 2"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_restart_policy_names_the_field() {
+    let msg = one_error(&WITH_SERVICE.replace("policy: always", "policy: sometimes"));
+    assert!(msg.contains("spec.service.restart.policy: unknown variant `sometimes`, expected one of `always`, `on-failure`, `never`"), "{msg}");
+}
+
+#[test]
+fn service_ports_are_checked() {
+    let msg = one_error(&WITH_SERVICE.replace("- port: 6380", "- port: 7070"));
+    assert!(
+        msg.contains(
+            "spec.service.ports[1].port: port 7070 is already listed at spec.service.ports[0]"
+        ),
+        "{msg}"
+    );
+    let msg = one_error(&WITH_SERVICE.replace("- port: 6380", "- port: 70000"));
+    assert!(msg.contains("spec.service.ports[0].port: "), "{msg}");
+    assert!(msg.contains("expected u16"), "{msg}");
+}
+
+#[test]
+fn a_published_port_is_published_once_across_workloads() {
+    let text = format!(
+        "{WITH_SERVICE}---\n{}",
+        WITH_SERVICE
+            .replace("name: cache", "name: cache2")
+            .replace("path: /", "path: /two")
+    );
+    let msg = one_error(&text);
+    assert!(msg.contains("document 2: spec.service.ports[1].publish: host port 17070 is already published by workload `cache`"), "{msg}");
+}

@@ -1,0 +1,105 @@
+//! Outgoing `wasi:http` requests. A request to `localhost`, `127.0.0.1` or `[::1]` is carried
+//! over the workload's virtual network to its service (which may be an HTTP server); any
+//! other destination must be allowed by the caller's `allowedHosts`, and then goes out
+//! through wasmtime-wasi-http's default client.
+
+use bytes::Bytes;
+use hearth_net::{EgressPolicy, Network};
+use http_body_util::BodyExt;
+use std::future::Future;
+use std::sync::Arc;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiHttpHooks};
+
+type WasiBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Error>;
+type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+type SendFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send>;
+
+/// The `wasi:http` hooks of one store.
+pub(crate) struct HttpHooks {
+    pub network: Arc<Network>,
+    pub policy: Arc<EgressPolicy>,
+}
+
+impl WasiHttpHooks for HttpHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: IoFuture,
+    ) -> SendFuture {
+        drop(fut);
+        let network = Arc::clone(&self.network);
+        let policy = Arc::clone(&self.policy);
+        Box::new(async move {
+            let uri = request.uri();
+            let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
+            let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if is_loopback(host) {
+                if https {
+                    // The virtual network carries plain bytes; TLS to one's own service is moot.
+                    return Err(Error::HttpProtocolError);
+                }
+                return to_service(&network, port, request).await;
+            }
+            let allowed = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => policy.allows_ip(ip, port),
+                Err(_) => policy.allows_name(host, Some(port)),
+            };
+            if !allowed {
+                tracing::debug!(host, port, "outgoing HTTP denied by allowedHosts");
+                return Err(Error::HttpRequestDenied);
+            }
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as IoFuture,
+            ))
+        })
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+            std::net::IpAddr::V6(v6) => v6.is_loopback(),
+        })
+}
+
+/// HTTP/1.1 over an in-memory connection to the service's port.
+async fn to_service(
+    network: &Network,
+    port: u16,
+    mut request: http::Request<WasiBody>,
+) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
+    let stream = network
+        .connect(port)
+        .map_err(|_| Error::ConnectionRefused)?;
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(Error::Hyper)?;
+    // The request line carries only the path; the Host header keeps the authority.
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
+    let mut io = Box::pin(async move { conn.await.map_err(Error::Hyper) });
+    let response = tokio::select! {
+        r = sender.send_request(request) => r.map_err(Error::Hyper)?,
+        r = &mut io => {
+            r?;
+            return Err(Error::ConnectionTerminated);
+        }
+    };
+    Ok((
+        response.map(|body| body.map_err(Error::Hyper).boxed_unsync()),
+        // The connection keeps running while the guest reads the body; wasi:http drives it.
+        Box::new(io) as IoFuture,
+    ))
+}

@@ -1,0 +1,309 @@
+//! The service supervisor: runs a workload's `wasi:cli/run` component for the workload's
+//! lifetime, restarts it in a fresh store after a crash with exponential backoff (the way
+//! Kubernetes handles CrashLoopBackOff), publishes its ports on the host, and reports its state.
+//!
+//! Everything an incarnation holds lives in its store, so dropping the store releases it: its
+//! listening ports (the next incarnation can bind them at once), its connections (peers see
+//! EOF), its memory. Each service runs on its own thread so a busy or crash-looping service
+//! cannot slow the HTTP workers or other services.
+
+use crate::state::{InvocationState, StateTemplate};
+use hearth_manifest::{RestartPolicy, RestartSpec};
+use hearth_net::Network;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use wasmtime::Store;
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+/// First restart delay; doubles per consecutive crash.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+/// Longest restart delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// An incarnation that ran this long resets the backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+
+/// Lifecycle states, as reported by the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    /// Being instantiated.
+    Starting,
+    /// `run` is executing.
+    Running,
+    /// Waiting before the next restart.
+    Backoff,
+    /// Exited cleanly and will not be restarted.
+    Completed,
+    /// Crashed and will not be restarted (policy `never`, or `maxRestarts` reached).
+    Failed,
+    /// Stopped by the host.
+    Stopped,
+}
+
+/// A service's state as reported by the admin API.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// Where it is in its lifecycle.
+    pub state: ServiceState,
+    /// How many times it has been restarted.
+    pub restarts: u32,
+    /// Why the last incarnation ended, in words.
+    pub last_exit: Option<String>,
+    /// Ports it listens on in the workload's network now.
+    pub listening: Vec<u16>,
+    /// Host ports spliced into its ports.
+    pub published: Vec<PublishedPort>,
+}
+
+/// A host port published for a service port.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedPort {
+    /// The service's port inside the workload.
+    pub port: u16,
+    /// The host address whose connections are spliced into it.
+    pub host: std::net::SocketAddr,
+}
+
+/// How one incarnation ended.
+enum Exit {
+    Clean(String),
+    Crashed(String),
+}
+
+/// A deployed service: what is needed to start incarnations, and its supervisor.
+pub struct ServiceRuntime {
+    pub(crate) pre: CommandPre<InvocationState>,
+    pub(crate) template: StateTemplate,
+    pub(crate) restart: RestartSpec,
+    pub(crate) network: Arc<Network>,
+    pub(crate) publishers: Mutex<Vec<(u16, std::net::TcpListener)>>,
+    published: Mutex<Vec<PublishedPort>>,
+    status: Mutex<(ServiceState, u32, Option<String>)>,
+    stop: watch::Sender<bool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl ServiceRuntime {
+    pub(crate) fn new(
+        pre: CommandPre<InvocationState>,
+        template: StateTemplate,
+        restart: RestartSpec,
+        network: Arc<Network>,
+        publishers: Vec<(u16, std::net::TcpListener)>,
+    ) -> Self {
+        let published = publishers
+            .iter()
+            .filter_map(|(port, l)| {
+                l.local_addr()
+                    .ok()
+                    .map(|host| PublishedPort { port: *port, host })
+            })
+            .collect();
+        Self {
+            pre,
+            template,
+            restart,
+            network,
+            publishers: Mutex::new(publishers),
+            published: Mutex::new(published),
+            status: Mutex::new((ServiceState::Starting, 0, None)),
+            stop: watch::channel(false).0,
+            thread: Mutex::new(None),
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> ServiceStatus {
+        let (state, restarts, last_exit) = lock(&self.status).clone();
+        ServiceStatus {
+            state,
+            restarts,
+            last_exit,
+            listening: self.network.listening_ports(),
+            published: lock(&self.published).clone(),
+        }
+    }
+
+    /// Starts the supervisor thread (once).
+    pub(crate) fn start(self: &Arc<Self>) -> std::io::Result<()> {
+        let this = Arc::clone(self);
+        let name = format!("hearth-svc-{}", self.template.workload);
+        let handle = std::thread::Builder::new().name(name).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(workload = %this.template.workload, error = %e, "cannot start the service runtime");
+                    this.set(ServiceState::Failed, Some(format!("host error: {e}")));
+                    return;
+                }
+            };
+            rt.block_on(async {
+                let publishers = std::mem::take(&mut *lock(&this.publishers));
+                for (port, listener) in publishers {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => {
+                            tokio::spawn(publish(l, Arc::clone(&this.network), port, this.stop.subscribe()));
+                        }
+                        Err(e) => tracing::error!(error = %e, port, "cannot serve a published port"),
+                    }
+                }
+                this.supervise().await;
+            });
+        })?;
+        *lock(&self.thread) = Some(handle);
+        Ok(())
+    }
+
+    /// Stops the service: its current incarnation is dropped (WASI 0.2 has no way to ask a
+    /// guest to exit, so the grace period is the time to reach the next await point) and the
+    /// supervisor thread joined.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+        if let Some(handle) = lock(&self.thread).take() {
+            let _ = handle.join();
+        }
+    }
+
+    fn set(&self, state: ServiceState, last_exit: Option<String>) {
+        let mut status = lock(&self.status);
+        status.0 = state;
+        if last_exit.is_some() {
+            status.2 = last_exit;
+        }
+    }
+
+    async fn supervise(&self) {
+        let workload = self.template.workload.clone();
+        let mut stop = self.stop.subscribe();
+        let mut backoff = BACKOFF_START;
+        loop {
+            self.set(ServiceState::Starting, None);
+            let started = Instant::now();
+            let exit = tokio::select! {
+                exit = self.run_once() => exit,
+                _ = stop.wait_for(|s| *s) => {
+                    self.set(ServiceState::Stopped, Some("stopped by the host".into()));
+                    tracing::info!(workload = %workload, "service stopped");
+                    return;
+                }
+            };
+            let ran = started.elapsed();
+            let (clean, reason) = match exit {
+                Exit::Clean(r) => (true, r),
+                Exit::Crashed(r) => (false, r),
+            };
+            let restarts = lock(&self.status).1;
+            let restart = match self.restart.policy {
+                RestartPolicy::Always => true,
+                RestartPolicy::OnFailure => !clean,
+                RestartPolicy::Never => false,
+            };
+            let exhausted = self.restart.max_restarts.is_some_and(|max| restarts >= max);
+            if !restart || exhausted {
+                let state = if clean {
+                    ServiceState::Completed
+                } else {
+                    ServiceState::Failed
+                };
+                tracing::warn!(workload = %workload, reason = %reason, restarts, state = ?state, "service ended");
+                self.set(state, Some(reason));
+                return;
+            }
+            if ran >= HEALTHY_AFTER {
+                backoff = BACKOFF_START;
+            }
+            tracing::warn!(
+                workload = %workload,
+                reason = %reason,
+                restarts,
+                backoff_ms = backoff.as_millis() as u64,
+                "service exited; restarting after backoff"
+            );
+            self.set(ServiceState::Backoff, Some(reason));
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = stop.wait_for(|s| *s) => {
+                    self.set(ServiceState::Stopped, None);
+                    tracing::info!(workload = %workload, "service stopped");
+                    return;
+                }
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            lock(&self.status).1 += 1;
+        }
+    }
+
+    /// One incarnation, in a store of its own that is dropped (releasing everything it held)
+    /// before this returns.
+    async fn run_once(&self) -> Exit {
+        let mut store = Store::new(
+            self.pre.engine(),
+            InvocationState::new(&self.template, None),
+        );
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        // No deadline for a service, but yield to the executor every tick so its published
+        // ports and pipes keep moving while it computes.
+        store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
+        let command = match self.pre.instantiate_async(&mut store).await {
+            Ok(c) => c,
+            Err(e) => return Exit::Crashed(format!("could not start: {}", e.root_cause())),
+        };
+        self.set(ServiceState::Running, None);
+        tracing::info!(workload = %self.template.workload, "service running");
+        let result = command.wasi_cli_run().call_run(&mut store).await;
+        drop(store);
+        match result {
+            Ok(Ok(())) => Exit::Clean("exited with status 0".into()),
+            Ok(Err(())) => Exit::Crashed("run returned an error".into()),
+            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(wasmtime_wasi::I32Exit(0)) => Exit::Clean("exited with status 0".into()),
+                Some(wasmtime_wasi::I32Exit(code)) => {
+                    Exit::Crashed(format!("exited with status {code}"))
+                }
+                None => Exit::Crashed(format!("trapped: {}", e.root_cause())),
+            },
+        }
+    }
+}
+
+/// Splices connections to a host port into the service's port in its workload network.
+async fn publish(
+    listener: tokio::net::TcpListener,
+    network: Arc<Network>,
+    port: u16,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (mut tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, port, "published port accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        match network.connect(port) {
+            Ok(mut stream) => {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut stream).await;
+                });
+            }
+            Err(e) => {
+                tracing::debug!(%peer, port, error = %e, "published port: service not listening")
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
