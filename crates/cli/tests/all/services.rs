@@ -125,6 +125,31 @@ fn cache_state_persists_across_100_requests() {
         );
     }
     assert_eq!(host.get("cache.localhost", "/get/hits").body, "VALUE 100\n");
+
+    // `hearth status` shows the same through the admin API, as a table.
+    let (code, table, err) =
+        crate::support::hearth_cmd(&["status", "--admin", &host.admin.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("WORKLOAD  PART"), "{table}");
+    let words = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        words(lines[1])[..6],
+        [
+            "cache",
+            "web",
+            "component",
+            "ready",
+            "cache.localhost/",
+            "101"
+        ],
+        "{table}"
+    );
+    assert_eq!(
+        words(lines[2])[..7],
+        ["cache", "service", "service", "running", "6380", "-", "0"],
+        "{table}"
+    );
 }
 
 #[test]
