@@ -334,19 +334,15 @@ pub(crate) async fn deploy(
             name: component_name.clone(),
             route: spec.http.clone(),
             limits: spec.limits,
-            template: StateTemplate {
-                workload: name.clone(),
-                component: component_name,
-                env: spec
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                memory_bytes: (spec.limits.memory_mib as usize) << 20,
-                network: Arc::clone(&network),
-                role: hearth_net::Role::Component,
-                policy: policy(workload, &at, &spec.allowed_hosts)?,
-            },
+            template: StateTemplate::new(
+                &name,
+                component_name,
+                &spec.env,
+                spec.limits.memory_mib,
+                &network,
+                hearth_net::Role::Component,
+                policy(workload, &at, &spec.allowed_hosts)?,
+            ),
             proxy,
             gate: Gate::new(
                 spec.limits.max_concurrency,
@@ -391,19 +387,15 @@ pub(crate) async fn deploy(
                     })?;
                 publishers.push((port.port, listener));
             }
-            let template = StateTemplate {
-                workload: name.clone(),
-                component: "service".into(),
-                env: spec
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                memory_bytes: (spec.limits.memory_mib as usize) << 20,
-                network: Arc::clone(&network),
-                role: hearth_net::Role::Service,
-                policy: Arc::clone(&service_policy),
-            };
+            let template = StateTemplate::new(
+                &name,
+                "service".into(),
+                &spec.env,
+                spec.limits.memory_mib,
+                &network,
+                hearth_net::Role::Service,
+                Arc::clone(&service_policy),
+            );
             let service = Arc::new(ServiceRuntime::new(
                 pre,
                 template,

@@ -35,6 +35,28 @@ pub(crate) struct StateTemplate {
     pub policy: Arc<EgressPolicy>,
 }
 
+impl StateTemplate {
+    pub(crate) fn new(
+        workload: &Arc<str>,
+        component: Arc<str>,
+        env: &std::collections::BTreeMap<String, String>,
+        memory_mib: u32,
+        network: &Arc<Network>,
+        role: Role,
+        policy: Arc<EgressPolicy>,
+    ) -> Self {
+        Self {
+            workload: Arc::clone(workload),
+            component,
+            env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            memory_bytes: (memory_mib as usize) << 20,
+            network: Arc::clone(network),
+            role,
+            policy,
+        }
+    }
+}
+
 impl InvocationState {
     pub(crate) fn new(template: &StateTemplate, deadline: Option<Instant>) -> Self {
         let mut wasi = WasiCtx::builder();
