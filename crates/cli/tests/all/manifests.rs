@@ -170,3 +170,57 @@ fn manifest_errors_name_file_and_field() {
         assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
     }
 }
+
+#[test]
+fn a_service_must_export_wasi_cli_run() {
+    let dir = TempDir::new("svcrole");
+    let yaml = format!(
+        "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: bad\nspec:\n  service:\n    image: {}\n",
+        wasm("hello")
+    );
+    let (code, err) = validate(&dir, &yaml);
+    assert_eq!(code, 2);
+    assert!(err.contains("spec.service.image: "), "{err}");
+    assert!(
+        err.contains("does not export `wasi:cli/run`, which a service must"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_allowed_hosts_entry_names_its_index() {
+    let dir = TempDir::new("allowed");
+    let yaml = format!(
+        "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: bad\nspec:\n  service:\n    image: {}\n    allowedHosts: [ok.example.com, \"bad.example.com:99999\"]\n",
+        wasm("echo")
+    );
+    let (code, err) = validate(&dir, &yaml);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("spec.service.allowedHosts[1]: expected "),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_publish_port_already_taken_is_a_start_up_error() {
+    let dir = TempDir::new("taken");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let m = dir.write(
+        "w.yaml",
+        format!(
+            "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: echo\nspec:\n  service:\n    image: {}\n    ports: [{{ port: 7070, publish: {port} }}]\n",
+            wasm("echo")
+        ),
+    );
+    let (code, _, err) = hearth_cmd(&["run", "--http", "127.0.0.1:0", m.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "spec.service.ports[0].publish: cannot publish on 127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    drop(taken);
+}

@@ -390,6 +390,45 @@ fn outgoing_http_to_localhost_reaches_the_service() {
 }
 
 #[test]
+fn outgoing_http_elsewhere_follows_allowed_hosts() {
+    // A real HTTP server on the host's loopback beyond 127.0.0.1: real egress.
+    let server = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in server.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\nconnection: close\r\n\r\nreal server\n",
+            );
+        }
+    });
+    let dir = TempDir::new("httpegress");
+    let client = |name: &str, allowed: &str| {
+        dir.write(
+            &format!("{name}.yaml"),
+            format!(
+                "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\nspec:\n  components:\n    - name: client\n      image: {}\n      http: {{ host: {name}.localhost }}\n      allowedHosts: {allowed}\n",
+                wasm("http_client")
+            ),
+        )
+    };
+    let denied = client("denied", "[]");
+    let allowed = client("allowed", &format!("[\"127.0.0.2:{port}\"]"));
+    let host = Hearth::start(&[&denied, &allowed]);
+    let url = format!("/url?u=http%3A%2F%2F127.0.0.2%3A{port}%2F");
+    let r = host.get("denied.localhost", &url);
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.body.contains("HttpRequestDenied"), "{}", r.body);
+    let r = host.get("allowed.localhost", &url);
+    assert_eq!((r.status, r.body.as_str()), (200, "real server\n"));
+}
+
+#[test]
 fn stopping_the_host_stops_services() {
     let dir = TempDir::new("stopsvc");
     let m = crashy(&dir, "forever", "{ MODE: forever }", "{}", free_port());
