@@ -17,15 +17,11 @@ Usually run through `bench/http`, which installs and builds what is needed.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import errno
 import json
 import os
-import platform
-import re
 import select
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -35,88 +31,41 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import (
+    CLIENT_CPU,
+    HOST,
+    SERVER_CPU,
+    BenchError,
+    Process,
+    fmt_duration,
+    free_port,
+    http_get_status,
+    log,
+    machine_info,
+    print_machine,
+    read_status,
+    request_bytes,
+    run_wrk,
+    set_log_prefix,
+    warn_if_busy,
+    wrk_notes,
+)
+
 SERVERS = ("native", "wasmtime-serve", "hearth")
 COLD_START_SERVERS = ("wasmtime-serve", "hearth")
 ALIASES = {"wasmtime": "wasmtime-serve", "wasmtime_serve": "wasmtime-serve"}
 
-SERVER_CPU = "1"
-CLIENT_CPU = "0"
-HOST = "127.0.0.1"
-
 READY_TIMEOUT_S = 120.0  # a first hearth/wasmtime start may compile the component
-STOP_GRACE_S = 5.0
 POLL_INTERVAL_S = 0.0002  # ~200 µs between connect attempts during cold start
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BENCH_DIR.parent
 
-
-def log(msg: str) -> None:
-    print(f"[http-bench] {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
-# ---------------------------------------------------------------------------
-# Machine info
-
-
-def machine_info() -> dict:
-    try:
-        nproc = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        nproc = os.cpu_count() or 0
-    cpu_model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "cpu model", "Hardware"):
-                cpu_model = value.strip()
-                break
-    except OSError:
-        pass
-    try:
-        loadavg = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except (OSError, ValueError):
-        loadavg = []
-    return {
-        "nproc": nproc,
-        "loadavg": loadavg,
-        "cpu_model": cpu_model,
-        "kernel": f"{platform.system()} {platform.release()}",
-        "date": dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-    }
-
-
-def cpu_busy_fraction(interval: float = 1.0) -> float | None:
-    """Fraction of all CPUs busy over `interval` seconds, from /proc/stat."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        return sum(fields[:8]), idle
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(interval)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    total = total1 - total0
-    return (1.0 - (idle1 - idle0) / total) if total > 0 else None
+set_log_prefix("http-bench")
 
 
 # ---------------------------------------------------------------------------
 # Servers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -167,33 +116,13 @@ def make_specs(args: argparse.Namespace, tmp: Path) -> dict[str, ServerSpec]:
     return specs
 
 
-class Server:
+class Server(Process):
     """A running, pinned server process with its stderr/stdout going to a log file."""
 
     def __init__(self, spec: ServerSpec, port: int, log_dir: Path, tag: str = "") -> None:
         self.spec = spec
         self.port = port
-        self.log_path = log_dir / f"{spec.name}{tag}.log"
-        self._log = open(self.log_path, "wb")
-        env = {**os.environ, **spec.env}
-        self.start_time = time.perf_counter()
-        self.proc = subprocess.Popen(
-            spec.argv(port), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env
-        )
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(text[-lines:])
-
-    def check_alive(self) -> None:
-        code = self.proc.poll()
-        if code is not None:
-            raise BenchError(
-                f"{self.spec.name} exited with status {code} before it was ready; its output:\n{self.log_tail()}"
-            )
+        super().__init__(spec.name, spec.argv(port), log_dir / f"{spec.name}{tag}.log", spec.env)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Poll `GET /` until it answers 200."""
@@ -209,98 +138,6 @@ class Server:
             time.sleep(0.05)
         self.stop()
         raise BenchError(f"{self.spec.name} not ready after {timeout:.0f}s ({last}); its output:\n{self.log_tail()}")
-
-    def stop(self, grace: float = STOP_GRACE_S) -> None:
-        """SIGTERM, then SIGKILL after `grace` seconds."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                log(f"{self.spec.name} did not exit {grace:.0f}s after SIGTERM; sending SIGKILL")
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self._log.close()
-
-
-def http_get_status(port: int, timeout: float) -> int | None:
-    """One `GET /` with `Connection: close`; the status code, or None if it failed."""
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout) as s:
-            s.sendall(request_bytes(port))
-            return read_status(s)
-    except OSError:
-        return None
-
-
-def request_bytes(port: int) -> bytes:
-    return f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n".encode()
-
-
-def read_status(s: socket.socket) -> int | None:
-    buf = b""
-    while b"\r\n" not in buf:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-    m = re.match(rb"HTTP/1\.[01] (\d{3})", buf)
-    return int(m.group(1)) if m else None
-
-
-# ---------------------------------------------------------------------------
-# wrk
-
-UNIT_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
-
-
-def to_us(value: str, unit: str) -> float:
-    return float(value) * UNIT_US[unit]
-
-
-def parse_wrk(out: str) -> dict:
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
-    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M)
-    total = re.search(r"^\s+(\d+) requests in", out, re.M)
-    if not (rps and p50 and p99):
-        raise BenchError(f"cannot parse wrk output:\n{out}")
-    result = {
-        "rps": float(rps.group(1)),
-        "p50_us": to_us(*p50.groups()),
-        "p99_us": to_us(*p99.groups()),
-        "requests": int(total.group(1)) if total else None,
-        "non_2xx": 0,
-        "socket_errors": {},
-    }
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if non2xx:
-        result["non_2xx"] = int(non2xx.group(1))
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if sock:
-        result["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups())))
-    return result
-
-
-def run_wrk(wrk: str, port: int, connections: int, duration: float) -> dict:
-    argv = [
-        "taskset", "-c", CLIENT_CPU, wrk, "-t1", f"-c{connections}", f"-d{fmt_duration(duration)}",
-        "--latency", f"http://{HOST}:{port}/",
-    ]  # fmt: skip
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
-    if proc.returncode != 0:
-        raise BenchError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return parse_wrk(proc.stdout)
-
-
-def fmt_duration(seconds: float) -> str:
-    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{int(seconds * 1000)}ms"
 
 
 # ---------------------------------------------------------------------------
@@ -413,15 +250,9 @@ def print_report(info: dict, rows: list[dict], ratio_rows: list[dict], cold: dic
     print("Throughput and latency (wrk -t1, server on CPU 1, wrk on CPU 0)")
     print(f"{'server':<16} {'conns':>6} {'req/s':>12} {'p50 µs':>10} {'p99 µs':>10}  notes")
     for r in rows:
-        notes = []
-        if r["non_2xx"]:
-            notes.append(f"non-2xx={r['non_2xx']}")
-        errs = {k: v for k, v in r["socket_errors"].items() if v}
-        if errs:
-            notes.append("socket errors " + ",".join(f"{k}={v}" for k, v in errs.items()))
         print(
             f"{r['server']:<16} {r['connections']:>6} {r['rps']:>12,.0f} "
-            f"{r['p50_us']:>10,.0f} {r['p99_us']:>10,.0f}  {' '.join(notes)}"
+            f"{r['p50_us']:>10,.0f} {r['p99_us']:>10,.0f}  {wrk_notes(r)}"
         )
     if ratio_rows:
         print()
@@ -519,12 +350,7 @@ def main(argv: list[str]) -> int:
         return 2
 
     info = machine_info()
-    print("Machine")
-    print(f"  nproc:  {info['nproc']}")
-    print(f"  cpu:    {info['cpu_model']}")
-    print(f"  kernel: {info['kernel']}")
-    print(f"  date:   {info['date']}")
-    print(f"  load:   {' '.join(f'{x:.2f}' for x in info['loadavg']) or 'unknown'}")
+    print_machine(info)
     cold_servers = [s for s in args.only if s in COLD_START_SERVERS]
     cold_plan = "off" if args.no_cold_start or not cold_servers else f"{args.cold_start_runs} runs"
     print(
@@ -532,10 +358,7 @@ def main(argv: list[str]) -> int:
         f"duration={args.duration:g}s warmup={args.warmup:g}s cold-start={cold_plan}"
     )
     print(flush=True)
-    busy = cpu_busy_fraction()
-    info["cpu_busy_before"] = busy
-    if busy is not None and busy > 0.2:
-        log(f"WARNING: the CPUs were {busy:.0%} busy just before the run; other work will skew the figures")
+    warn_if_busy(info)
 
     if "wasmtime-serve" in args.only:
         ver = subprocess.run([str(args.wasmtime), "--version"], capture_output=True, text=True)

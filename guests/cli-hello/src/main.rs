@@ -1,1 +1,3 @@
-fn main() { println!("hello from a wasi:cli command"); }
+fn main() {
+    println!("hello from a wasi:cli command");
+}

@@ -6,7 +6,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use wasi::exports::http::incoming_handler::Guest;
-use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasi::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
 struct Component;
 
@@ -19,7 +21,10 @@ impl Guest for Component {
         let full = request.path_with_query().unwrap_or_default();
         let path = full.split('?').next().unwrap_or("");
         // Mounted under `/faults` in the hello example; tests mount it at the root.
-        let path = path.strip_prefix("/faults").filter(|p| !p.is_empty()).unwrap_or(path);
+        let path = path
+            .strip_prefix("/faults")
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
 
         match path {
             "/ok" => respond(response_out, 200, b"ok\n"),

@@ -34,7 +34,10 @@ const MAX_MIB: u32 = 64 * 1024;
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     if request.method() != Method::GET {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".into());
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        );
     }
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -45,9 +48,16 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     let (Ok(port), Ok(count)) = (port.parse::<u16>(), count.parse::<u32>()) else {
         return text(StatusCode::BAD_REQUEST, "bad port or count\n".into());
     };
-    let limit = if kind == "rtt" { MAX_ROUND_TRIPS } else { MAX_MIB };
+    let limit = if kind == "rtt" {
+        MAX_ROUND_TRIPS
+    } else {
+        MAX_MIB
+    };
     if count == 0 || count > limit {
-        return text(StatusCode::BAD_REQUEST, format!("count must be 1..={limit}\n"));
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("count must be 1..={limit}\n"),
+        );
     }
     let result = async {
         let stream = TcpStream::connect_addr(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
