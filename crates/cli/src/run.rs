@@ -93,6 +93,16 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
         ..EngineOptions::default()
     })?);
 
+    // HTTP workers start idle. When everything shares one core, services run on the worker's
+    // runtime too, so a request to a service needs no cross-thread wake-ups.
+    let threads = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut ingress = Ingress::workers(threads)?;
+    if threads == 1 {
+        runtime.place_services_on(ingress.handle(0));
+    }
+
     let mut running = Vec::with_capacity(workloads.len());
     for w in &workloads {
         running.push(runtime.deploy(w).await?);
@@ -101,20 +111,16 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     let router = Arc::new(Router::new(&running));
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let threads = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let ingress = Ingress::start(
-        args.http,
-        threads,
-        router,
-        stop_rx.clone(),
-        ServeOptions {
-            drain_timeout: Duration::from_secs(args.drain_timeout),
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.http))?;
-    let http_addr = ingress.local_addr();
+    let http_addr = ingress
+        .serve(
+            args.http,
+            router,
+            stop_rx.clone(),
+            ServeOptions {
+                drain_timeout: Duration::from_secs(args.drain_timeout),
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.http))?;
 
     let admin = match args.admin {
         Some(addr) => {
@@ -148,12 +154,17 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
 
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    let drained = tokio::task::spawn_blocking(move || ingress.join())
-        .await
-        .unwrap_or(false);
-    // Services outlive the ingress so in-flight requests could still reach them.
+    // Drain requests first (they may still use services), then stop services, then end the
+    // workers' runtimes.
     let stopping = Arc::clone(&running);
-    let _ = tokio::task::spawn_blocking(move || stopping.iter().for_each(|w| w.stop())).await;
+    let drained = tokio::task::spawn_blocking(move || {
+        let drained = ingress.wait_drained();
+        stopping.iter().for_each(|w| w.stop());
+        ingress.close();
+        drained
+    })
+    .await
+    .unwrap_or(false);
     if let Some(admin) = admin {
         let _ = admin.await;
     }

@@ -36,73 +36,160 @@ impl Default for ServeOptions {
     }
 }
 
-/// Running ingress workers.
+/// The ingress's worker threads: each owns a current-thread runtime. They start idle so
+/// that other work (a service, when everything shares one core) can be placed on a worker's
+/// runtime before serving begins.
 pub struct Ingress {
-    addr: SocketAddr,
-    workers: Vec<std::thread::JoinHandle<bool>>,
+    addr: Option<SocketAddr>,
+    workers: Vec<Worker>,
+}
+
+struct Worker {
+    handle: tokio::runtime::Handle,
+    job: Option<tokio::sync::oneshot::Sender<Job>>,
+    drained: Option<std::sync::mpsc::Receiver<bool>>,
+    close: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a worker serves once told to.
+struct Job {
+    listener: std::net::TcpListener,
+    router: Arc<Router>,
+    stop: watch::Receiver<bool>,
+    options: ServeOptions,
 }
 
 impl Ingress {
+    /// Starts `threads` idle workers.
+    pub fn workers(threads: usize) -> std::io::Result<Self> {
+        let mut workers = Vec::with_capacity(threads.max(1));
+        for i in 0..threads.max(1) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = rt.handle().clone();
+            let (job_tx, job_rx) = tokio::sync::oneshot::channel::<Job>();
+            let (drained_tx, drained_rx) = std::sync::mpsc::channel();
+            let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name(format!("hearth-http-{i}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        let mut close_rx = close_rx;
+                        tokio::select! {
+                            job = job_rx => {
+                                if let Ok(job) = job {
+                                    let drained = run_job(job).await;
+                                    let _ = drained_tx.send(drained);
+                                }
+                            }
+                            _ = &mut close_rx => return,
+                        }
+                        // Keep the runtime (and whatever else lives on it) until closed.
+                        let _ = close_rx.await;
+                    });
+                })?;
+            workers.push(Worker {
+                handle,
+                job: Some(job_tx),
+                drained: Some(drained_rx),
+                close: Some(close_tx),
+                thread: Some(thread),
+            });
+        }
+        Ok(Self {
+            addr: None,
+            workers,
+        })
+    }
+
+    /// The runtime of worker `i` (modulo the number of workers).
+    pub fn handle(&self, i: usize) -> tokio::runtime::Handle {
+        self.workers[i % self.workers.len()].handle.clone()
+    }
+
+    /// How many workers there are.
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Always false: there is at least one worker.
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
     /// Binds `addr` once per worker (`SO_REUSEPORT`; port 0 picks one port for all) and
-    /// starts `threads` workers serving `router` until `stop` turns true.
-    pub fn start(
+    /// starts serving `router` until `stop` turns true. Returns the bound address.
+    pub fn serve(
+        &mut self,
         addr: SocketAddr,
-        threads: usize,
         router: Arc<Router>,
         stop: watch::Receiver<bool>,
         options: ServeOptions,
-    ) -> std::io::Result<Self> {
+    ) -> std::io::Result<SocketAddr> {
         let first = reuseport_listener(addr)?;
         let addr = first.local_addr()?;
         let mut listeners = vec![first];
-        for _ in 1..threads.max(1) {
+        for _ in 1..self.workers.len() {
             listeners.push(reuseport_listener(addr)?);
         }
-        let mut workers = Vec::with_capacity(listeners.len());
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let router = Arc::clone(&router);
-            let mut stop = stop.clone();
-            let worker = std::thread::Builder::new()
-                .name(format!("hearth-http-{i}"))
-                .spawn(move || {
-                    let rt = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot start an ingress worker runtime");
-                            return false;
-                        }
-                    };
-                    rt.block_on(async move {
-                        let listener = match TcpListener::from_std(listener) {
-                            Ok(l) => l,
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot register the ingress listener");
-                                return false;
-                            }
-                        };
-                        let shutdown = async move {
-                            let _ = stop.wait_for(|s| *s).await;
-                        };
-                        serve(listener, router, shutdown, options).await
-                    })
-                })?;
-            workers.push(worker);
+        for (worker, listener) in self.workers.iter_mut().zip(listeners) {
+            if let Some(job) = worker.job.take() {
+                let _ = job.send(Job {
+                    listener,
+                    router: Arc::clone(&router),
+                    stop: stop.clone(),
+                    options,
+                });
+            }
         }
-        Ok(Self { addr, workers })
+        self.addr = Some(addr);
+        Ok(addr)
     }
 
-    /// The bound address (with the real port when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The bound address, once serving.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.addr
     }
 
-    /// Waits for every worker to drain; true when all drained within the timeout.
-    pub fn join(self) -> bool {
-        self.workers.into_iter().all(|w| w.join().unwrap_or(false))
+    /// Blocks until every worker has drained; true when all did within the timeout.
+    pub fn wait_drained(&mut self) -> bool {
+        self.workers
+            .iter_mut()
+            .filter_map(|w| w.drained.take())
+            .map(|rx| rx.recv().unwrap_or(false))
+            .fold(true, |all, one| all && one)
     }
+
+    /// Ends the workers' runtimes (and anything still placed on them) and joins the threads.
+    pub fn close(mut self) {
+        for w in &mut self.workers {
+            if let Some(close) = w.close.take() {
+                let _ = close.send(());
+            }
+        }
+        for w in &mut self.workers {
+            if let Some(thread) = w.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+async fn run_job(job: Job) -> bool {
+    let listener = match TcpListener::from_std(job.listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register the ingress listener");
+            return false;
+        }
+    };
+    let mut stop = job.stop;
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    serve(listener, job.router, shutdown, job.options).await
 }
 
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {

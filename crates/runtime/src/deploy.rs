@@ -403,7 +403,7 @@ pub(crate) async fn deploy(
                 Arc::clone(&network),
                 publishers,
             ));
-            service.start().map_err(|e| {
+            service.start(rt.service_place()).map_err(|e| {
                 DeployError::at(
                     workload,
                     field("image"),

@@ -85,6 +85,7 @@ pub struct ServiceRuntime {
     status: Mutex<(ServiceState, u32, Option<String>)>,
     stop: watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl ServiceRuntime {
@@ -113,6 +114,7 @@ impl ServiceRuntime {
             status: Mutex::new((ServiceState::Starting, 0, None)),
             stop: watch::channel(false).0,
             thread: Mutex::new(None),
+            done: Mutex::new(None),
         }
     }
 
@@ -128,33 +130,45 @@ impl ServiceRuntime {
         }
     }
 
-    /// Starts the supervisor thread (once).
-    pub(crate) fn start(self: &Arc<Self>) -> std::io::Result<()> {
+    /// Starts the supervisor (once): on `place` when given (a runtime shared with the HTTP
+    /// worker when everything runs on one core), else on a thread of its own.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        place: Option<tokio::runtime::Handle>,
+    ) -> std::io::Result<()> {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        *lock(&self.done) = Some(done_rx);
         let this = Arc::clone(self);
-        let name = format!("hearth-svc-{}", self.template.workload);
-        let handle = std::thread::Builder::new().name(name).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(workload = %this.template.workload, error = %e, "cannot start the service runtime");
-                    this.set(ServiceState::Failed, Some(format!("host error: {e}")));
-                    return;
-                }
-            };
-            rt.block_on(async {
-                let publishers = std::mem::take(&mut *lock(&this.publishers));
-                for (port, listener) in publishers {
-                    match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => {
-                            tokio::spawn(publish(l, Arc::clone(&this.network), port, this.stop.subscribe()));
-                        }
-                        Err(e) => tracing::error!(error = %e, port, "cannot serve a published port"),
+        let supervise = async move {
+            let publishers = std::mem::take(&mut *lock(&this.publishers));
+            for (port, listener) in publishers {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        tokio::spawn(publish(
+                            l,
+                            Arc::clone(&this.network),
+                            port,
+                            this.stop.subscribe(),
+                        ));
                     }
+                    Err(e) => tracing::error!(error = %e, port, "cannot serve a published port"),
                 }
-                this.supervise().await;
-            });
-        })?;
-        *lock(&self.thread) = Some(handle);
+            }
+            this.supervise().await;
+            let _ = done_tx.send(());
+        };
+        if let Some(handle) = place {
+            handle.spawn(supervise);
+            return Ok(());
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let name = format!("hearth-svc-{}", self.template.workload);
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || rt.block_on(supervise))?;
+        *lock(&self.thread) = Some(thread);
         Ok(())
     }
 
@@ -163,6 +177,10 @@ impl ServiceRuntime {
     /// supervisor thread joined.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+        if let Some(done) = lock(&self.done).take() {
+            // Returns at once if the supervisor (or the runtime it lived on) is gone.
+            let _ = done.recv_timeout(Duration::from_secs(10));
+        }
         if let Some(handle) = lock(&self.thread).take() {
             let _ = handle.join();
         }

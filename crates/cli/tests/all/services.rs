@@ -443,3 +443,25 @@ fn stopping_the_host_stops_services() {
         Duration::from_secs(1),
     );
 }
+
+#[test]
+fn on_one_worker_the_service_shares_its_runtime_and_still_stops_cleanly() {
+    let dir = TempDir::new("colocated");
+    let m = dir.write("w.yaml", cache_workload("solo", "solo.localhost"));
+    let mut host = Hearth::start_with(&[&m], &["--workers", "1"]);
+    wait_status(&host, "solo", Duration::from_secs(10), |s| {
+        listening_on(s, 6380)
+    });
+    for i in 1..=20 {
+        assert_eq!(
+            host.get("solo.localhost", "/incr/n").body,
+            format!("INT {i}\n")
+        );
+    }
+    host.signal("TERM");
+    assert_eq!(host.wait(Duration::from_secs(10)).code(), Some(0));
+    host.wait_for_log(
+        &["service stopped", r#""workload":"solo""#],
+        Duration::from_secs(1),
+    );
+}
