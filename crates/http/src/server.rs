@@ -155,11 +155,12 @@ impl Ingress {
 
     /// Blocks until every worker has drained; true when all did within the timeout.
     pub fn wait_drained(&mut self) -> bool {
-        self.workers
-            .iter_mut()
-            .filter_map(|w| w.drained.take())
-            .map(|rx| rx.recv().unwrap_or(false))
-            .fold(true, |all, one| all && one)
+        // Wait for every worker, even after one reports a timeout.
+        let mut all = true;
+        for rx in self.workers.iter_mut().filter_map(|w| w.drained.take()) {
+            all &= rx.recv().unwrap_or(false);
+        }
+        all
     }
 
     /// Ends the workers' runtimes (and anything still placed on them) and joins the threads.
