@@ -67,6 +67,8 @@ pub struct ComponentRuntime {
     pub(crate) limits: Limits,
     pub(crate) template: StateTemplate,
     pub(crate) proxy: Option<ProxyPre<InvocationState>>,
+    /// For calls into its exports from the service.
+    pub(crate) pre: wasmtime::component::InstancePre<InvocationState>,
     pub(crate) gate: Gate,
     pub(crate) stats: ComponentStats,
 }
@@ -302,7 +304,9 @@ pub(crate) async fn deploy(
     let network = Network::new(&workload.name, (*service_policy).clone());
 
     let mut components = Vec::with_capacity(files.components.len());
-    for (i, ((bytes, _interfaces), spec)) in files
+    // What each component exports, for linking the service's imports to them.
+    let mut exported: Vec<(wasmtime::component::Component, Interfaces)> = Vec::new();
+    for (i, ((bytes, interfaces), spec)) in files
         .components
         .into_iter()
         .zip(&workload.spec.components)
@@ -310,6 +314,7 @@ pub(crate) async fn deploy(
     {
         let at = format!("components[{i}]");
         let component = compile(rt, workload, &at, &spec.name, bytes).await?;
+        exported.push((component.clone(), interfaces));
         let field = |f: &str| workload.source.field(&format!("{at}.{f}"));
         let pre = rt.linker.instantiate_pre(&component).map_err(|e| {
             DeployError::at(
@@ -319,7 +324,7 @@ pub(crate) async fn deploy(
             )
         })?;
         let proxy = match &spec.http {
-            Some(_) => Some(ProxyPre::new(pre).map_err(|e| {
+            Some(_) => Some(ProxyPre::new(pre.clone()).map_err(|e| {
                 DeployError::at(
                     workload,
                     field("http"),
@@ -344,6 +349,7 @@ pub(crate) async fn deploy(
                 policy(workload, &at, &spec.allowed_hosts)?,
             ),
             proxy,
+            pre,
             gate: Gate::new(
                 spec.limits.max_concurrency,
                 MAX_QUEUE_WAIT.min(Duration::from_millis(spec.limits.timeout_ms)),
@@ -353,10 +359,11 @@ pub(crate) async fn deploy(
     }
 
     let service = match (&workload.spec.service, files.service) {
-        (Some(spec), Some((bytes, _))) => {
+        (Some(spec), Some((bytes, interfaces))) => {
             let component = compile(rt, workload, "service", "service", bytes).await?;
             let field = |f: &str| workload.source.field(&format!("service.{f}"));
-            let pre = rt.linker.instantiate_pre(&component).map_err(|e| {
+            let linker = service_linker(rt, workload, &interfaces, &exported, &components)?;
+            let pre = linker.instantiate_pre(&component).map_err(|e| {
                 DeployError::at(
                     workload,
                     field("image"),
@@ -422,6 +429,101 @@ pub(crate) async fn deploy(
         service,
         network,
     }))
+}
+
+/// The linker for a service: the host's, plus each import that no host interface provides
+/// (host interfaces are all `wasi:*`) satisfied by the component of this workload that
+/// exports it. Components cannot call the service this way; they reach it over TCP.
+fn service_linker(
+    rt: &Runtime,
+    workload: &Workload,
+    service: &Interfaces,
+    exported: &[(wasmtime::component::Component, Interfaces)],
+    components: &[Arc<ComponentRuntime>],
+) -> Result<wasmtime::component::Linker<InvocationState>, DeployError> {
+    let field = workload.source.field("service.image");
+    let wanted: Vec<&String> = service
+        .imports
+        .iter()
+        .filter(|i| !i.starts_with("wasi:"))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(rt.linker.clone());
+    }
+    let mut linker = rt.linker.clone();
+    let mut missing = Vec::new();
+    for import in wanted {
+        let providers: Vec<usize> = exported
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, i))| i.exports.iter().any(|e| e == import))
+            .map(|(n, _)| n)
+            .collect();
+        match providers.as_slice() {
+            [n] => {
+                let (component, _) = &exported[*n];
+                crate::call::link_export(
+                    &mut linker,
+                    rt.engine.engine(),
+                    component,
+                    import,
+                    &components[*n],
+                )
+                .map_err(|e| {
+                    DeployError::at(
+                        workload,
+                        field.clone(),
+                        format!("cannot link `{import}`: {e:#}"),
+                    )
+                })?;
+                tracing::info!(workload = %workload.name, import = %import, component = %components[*n].name, "service import linked to component");
+            }
+            [] => missing.push(import.clone()),
+            several => {
+                let names: Vec<&str> = several.iter().map(|n| &*components[*n].name).collect();
+                return Err(DeployError::at(
+                    workload,
+                    field,
+                    format!(
+                        "`{import}` is exported by several components ({}); expected exactly one",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let offered: Vec<String> = components
+            .iter()
+            .zip(exported)
+            .map(|(c, (_, i))| {
+                let ex: Vec<&str> = i.exports.iter().map(String::as_str).collect();
+                format!(
+                    "`{}` exports {}",
+                    c.name,
+                    if ex.is_empty() {
+                        "nothing".into()
+                    } else {
+                        ex.join(", ")
+                    }
+                )
+            })
+            .collect();
+        return Err(DeployError::at(
+            workload,
+            field,
+            format!(
+                "the service imports {}, which no host interface provides (hearth provides wasi:* interfaces) and no component of this workload exports ({})",
+                missing.join(", "),
+                if offered.is_empty() {
+                    "it has no components".into()
+                } else {
+                    offered.join("; ")
+                }
+            ),
+        ));
+    }
+    Ok(linker)
 }
 
 async fn compile(

@@ -7,6 +7,7 @@
 //! (`hearth-http` drives [`ComponentRuntime`]).
 
 mod cache;
+mod call;
 mod deploy;
 mod engine;
 mod gate;

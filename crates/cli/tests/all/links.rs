@@ -1,0 +1,110 @@
+//! A service calling a component's export over WIT (the seed's cron pair): every call runs on a
+//! fresh instance of the component, a failing callee gives the caller an error value rather
+//! than crashing it, and an import nothing provides is refused with the candidates listed.
+
+use crate::support::{Hearth, TempDir, hearth_cmd, wasm};
+use std::time::Duration;
+
+fn cron(dir: &TempDir, component_env: &str) -> std::path::PathBuf {
+    dir.write(
+        "cron.yaml",
+        format!(
+            "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: cron\nspec:\n  components:\n    - name: job\n      image: {}\n      env: {component_env}\n  service:\n    image: {}\n",
+            wasm("cron_component"),
+            wasm("cron_service")
+        ),
+    )
+}
+
+#[test]
+fn the_seed_cron_service_ticks_a_fresh_component_every_second() {
+    let dir = TempDir::new("cron");
+    let m = cron(&dir, "{}");
+    let host = Hearth::start(&[&m]);
+    host.wait_for_log(
+        &[
+            "service import linked to component",
+            "wasmcloud:example/cron@0.0.1",
+        ],
+        Duration::from_secs(1),
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let ticks: Vec<String> = host
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("cron tick"))
+        .collect();
+    assert!(
+        ticks.len() >= 3,
+        "expected at least 3 ticks in 4 s, got {}:\n{}",
+        ticks.len(),
+        ticks.join("\n")
+    );
+    for t in &ticks {
+        assert!(
+            t.contains("calls on this instance: 1") && t.contains(r#""component":"job""#),
+            "{t}"
+        );
+    }
+    let status: serde_json::Value =
+        serde_json::from_str(&host.admin_get("/v1/workloads").body).unwrap();
+    assert!(
+        status[0]["components"][0]["stats"]["requests"]
+            .as_u64()
+            .unwrap()
+            >= 3,
+        "{status}"
+    );
+}
+
+#[test]
+fn a_trapping_callee_gives_the_service_an_error_not_a_crash() {
+    let dir = TempDir::new("crontrap");
+    let m = cron(&dir, "{ TRAP: \"1\" }");
+    let host = Hearth::start(&[&m]);
+    std::thread::sleep(Duration::from_millis(3500));
+    let failures = host
+        .logs()
+        .iter()
+        .filter(|l| l.contains("call failed"))
+        .count();
+    assert!(
+        failures >= 2,
+        "the service should keep calling after a failed call: {failures}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&host.admin_get("/v1/workloads").body).unwrap();
+    let service = &status[0]["service"];
+    assert_eq!(service["state"], "running", "{service}");
+    assert_eq!(
+        service["restarts"], 0,
+        "the caller got Err(...) and carried on: {service}"
+    );
+    assert!(
+        status[0]["components"][0]["stats"]["failed"]
+            .as_u64()
+            .unwrap()
+            >= 2,
+        "{status}"
+    );
+}
+
+#[test]
+fn an_import_nothing_provides_is_refused_with_the_candidates() {
+    let dir = TempDir::new("cronmissing");
+    let m = dir.write(
+        "w.yaml",
+        format!(
+            "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: cron\nspec:\n  components:\n    - name: web\n      image: {}\n      http: {{}}\n  service:\n    image: {}\n",
+            wasm("hello"),
+            wasm("cron_service")
+        ),
+    );
+    let (code, _, err) = hearth_cmd(&["run", "--http", "127.0.0.1:0", m.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("spec.service.image: the service imports wasmcloud:example/cron@0.0.1, which no host interface provides"), "{err}");
+    assert!(
+        err.contains("`web` exports wasi:http/incoming-handler@0.2"),
+        "{err}"
+    );
+}

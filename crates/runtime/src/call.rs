@@ -1,0 +1,157 @@
+//! Calls into a component's exports over WIT, for a service (issue 4's cron pattern): every
+//! call gets a fresh instance of the exporting component, within that component's limits
+//! (`maxConcurrency`, deadline, memory), exactly like an HTTP request.
+
+use crate::deploy::ComponentRuntime;
+use crate::invoke::InvokeError;
+use crate::state::InvocationState;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Linker, Val};
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+impl ComponentRuntime {
+    /// Calls `interface`.`func` on a fresh instance with `params`, filling `results`.
+    pub async fn call_export(
+        self: &Arc<Self>,
+        interface: &str,
+        func: &str,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> Result<(), InvokeError> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let Some(_permit) = self.gate.enter().await else {
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(InvokeError::Overloaded);
+        };
+        let timeout = Duration::from_millis(self.limits.timeout_ms);
+        let deadline = Instant::now() + timeout;
+        let mut store = Store::new(
+            self.pre.engine(),
+            InvocationState::new(&self.template, Some(deadline)),
+        );
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            Ok(
+                if ctx.data().deadline.is_some_and(|d| Instant::now() >= d) {
+                    UpdateDeadline::Interrupt
+                } else {
+                    UpdateDeadline::Yield(1)
+                },
+            )
+        });
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let iface = instance
+                .get_export_index(&mut store, None, interface)
+                .ok_or_else(|| wasmtime::Error::msg(format!("no export `{interface}`")))?;
+            let index = instance
+                .get_export_index(&mut store, Some(&iface), func)
+                .ok_or_else(|| {
+                    wasmtime::Error::msg(format!("no function `{func}` in `{interface}`"))
+                })?;
+            let f = instance.get_func(&mut store, index).ok_or_else(|| {
+                wasmtime::Error::msg(format!("`{interface}.{func}` is not a function"))
+            })?;
+            f.call_async(&mut store, params, results).await
+        };
+        match tokio::time::timeout_at(deadline.into(), run).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) => {
+                self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                Err(InvokeError::Timeout(timeout))
+            }
+            Ok(Err(e)) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(workload = %self.workload, component = %self.name, reason = %e.root_cause(), detail = ?e, "call failed");
+                Err(InvokeError::Guest(e))
+            }
+            Err(_) => {
+                self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                Err(InvokeError::Timeout(timeout))
+            }
+        }
+    }
+}
+
+impl InvokeError {
+    /// A one-line reason a caller may see, without guest internals.
+    pub fn short_reason(&self) -> String {
+        match self {
+            InvokeError::Overloaded => "the component is at its concurrency limit".into(),
+            InvokeError::Timeout(t) => {
+                format!("the component did not return within {} ms", t.as_millis())
+            }
+            InvokeError::Guest(e) => match e.downcast_ref::<Trap>() {
+                Some(trap) => format!("the component trapped: {trap}"),
+                None => "the component failed".into(),
+            },
+            InvokeError::ErrorCode(_) | InvokeError::NotHttp => "the component failed".into(),
+        }
+    }
+}
+
+/// Defines every function of `export` (an interface `callee` exports) in `linker` under the
+/// same name, each call going to a fresh instance of `callee`. A function returning
+/// `result<_, string>` gets `Err(reason)` when the call fails; any other traps the caller.
+pub(crate) fn link_export(
+    linker: &mut Linker<InvocationState>,
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+    export: &str,
+    callee: &Arc<ComponentRuntime>,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    let ty = component.component_type();
+    let Some(ComponentItem::ComponentInstance(instance)) =
+        ty.get_export(engine, export).map(|e| e.ty)
+    else {
+        return Err(wasmtime::Error::msg(format!(
+            "`{export}` is not an exported interface"
+        )));
+    };
+    let mut root = linker.root();
+    let mut inst = root.instance(export)?;
+    for (name, item) in instance.exports(engine) {
+        let ComponentItem::ComponentFunc(func) = item.ty else {
+            continue;
+        };
+        let returns_string_error = {
+            let mut results = func.results();
+            matches!(
+                (results.next(), results.next()),
+                (Some(wasmtime::component::types::Type::Result(r)), None)
+                    if matches!(r.err(), Some(wasmtime::component::types::Type::String))
+            )
+        };
+        let callee = Arc::clone(callee);
+        let interface = export.to_string();
+        let func_name = name.to_string();
+        inst.func_new_async(name, move |_store, _ty, params, results| {
+            let callee = Arc::clone(&callee);
+            let interface = interface.clone();
+            let func_name = func_name.clone();
+            Box::new(async move {
+                match callee
+                    .call_export(&interface, &func_name, params, results)
+                    .await
+                {
+                    Ok(()) => Ok(()),
+                    Err(e) if returns_string_error => {
+                        if let Some(slot) = results.first_mut() {
+                            *slot = Val::Result(Err(Some(Box::new(Val::String(e.short_reason())))));
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(wasmtime::Error::msg(format!(
+                        "call to `{interface}.{func_name}` failed: {}",
+                        e.short_reason()
+                    ))),
+                }
+            })
+        })?;
+    }
+    Ok(())
+}
