@@ -93,6 +93,25 @@ impl InvokeError {
     }
 }
 
+/// Whether a value of `ty` carries a resource handle (not supported across components yet).
+fn has_resource(ty: &wasmtime::component::types::Type) -> bool {
+    use wasmtime::component::types::Type;
+    match ty {
+        Type::Own(_) | Type::Borrow(_) | Type::Future(_) | Type::Stream(_) | Type::ErrorContext => {
+            true
+        }
+        Type::List(l) => has_resource(&l.ty()),
+        Type::Record(r) => r.fields().any(|f| has_resource(&f.ty)),
+        Type::Tuple(t) => t.types().any(|t| has_resource(&t)),
+        Type::Variant(v) => v.cases().any(|c| c.ty.as_ref().is_some_and(has_resource)),
+        Type::Option(o) => has_resource(&o.ty()),
+        Type::Result(r) => {
+            r.ok().as_ref().is_some_and(has_resource) || r.err().as_ref().is_some_and(has_resource)
+        }
+        _ => false,
+    }
+}
+
 /// Defines every function of `export` (an interface `callee` exports) in `linker` under the
 /// same name, each call going to a fresh instance of `callee`. A function returning
 /// `result<_, string>` gets `Err(reason)` when the call fails; any other traps the caller.
@@ -101,6 +120,7 @@ pub(crate) fn link_export(
     engine: &wasmtime::Engine,
     component: &wasmtime::component::Component,
     export: &str,
+    import: &str,
     callee: &Arc<ComponentRuntime>,
 ) -> wasmtime::Result<()> {
     use wasmtime::component::types::ComponentItem;
@@ -113,11 +133,17 @@ pub(crate) fn link_export(
         )));
     };
     let mut root = linker.root();
-    let mut inst = root.instance(export)?;
+    let mut inst = root.instance(import)?;
     for (name, item) in instance.exports(engine) {
         let ComponentItem::ComponentFunc(func) = item.ty else {
             continue;
         };
+        if func.params().any(|(_, t)| has_resource(&t)) || func.results().any(|t| has_resource(&t))
+        {
+            return Err(wasmtime::Error::msg(format!(
+                "`{export}.{name}` passes a resource; resources across the component boundary are not supported yet"
+            )));
+        }
         let returns_string_error = {
             let mut results = func.results();
             matches!(

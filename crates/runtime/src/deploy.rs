@@ -5,6 +5,7 @@ use crate::Runtime;
 use crate::cache::CacheOutcome;
 use crate::gate::Gate;
 use crate::inspect::{self, CLI_RUN, HTTP_HANDLER, Interfaces, WasmKind};
+use crate::links;
 use crate::service::ServiceRuntime;
 use crate::state::{InvocationState, StateTemplate};
 use hearth_manifest::{HttpRoute, ImageRef, Limits, ManifestError, Workload};
@@ -26,7 +27,7 @@ const MAX_QUEUE_WAIT: Duration = Duration::from_secs(1);
 pub struct DeployError(pub ManifestError);
 
 impl DeployError {
-    fn at(workload: &Workload, field: String, message: String) -> Self {
+    pub(crate) fn at(workload: &Workload, field: String, message: String) -> Self {
         Self(ManifestError {
             file: workload.source.file.clone(),
             document: None,
@@ -303,20 +304,48 @@ pub(crate) async fn deploy(
     };
     let network = Network::new(&workload.name, (*service_policy).clone());
 
-    let mut components = Vec::with_capacity(files.components.len());
-    // What each component exports, for linking the service's imports to them.
-    let mut exported: Vec<(wasmtime::component::Component, Interfaces)> = Vec::new();
+    // Compile every component first: links between them decide the order they are built in.
+    let mut compiled = Vec::with_capacity(files.components.len());
     for (i, ((bytes, interfaces), spec)) in files
         .components
         .into_iter()
         .zip(&workload.spec.components)
         .enumerate()
     {
+        let component =
+            compile(rt, workload, &format!("components[{i}]"), &spec.name, bytes).await?;
+        compiled.push((component, interfaces));
+    }
+    let exports: Vec<&Interfaces> = compiled.iter().map(|(_, i)| i).collect();
+    let service_interfaces = files.service.as_ref().map(|(_, i)| i);
+    let mut component_links = Vec::with_capacity(compiled.len());
+    for (i, (_, interfaces)) in compiled.iter().enumerate() {
+        component_links.push(links::resolve(
+            workload,
+            &format!("components[{i}]"),
+            interfaces,
+            &exports,
+            service_interfaces,
+            false,
+        )?);
+    }
+    let order = links::build_order(workload, &component_links)?;
+
+    let mut built: Vec<Option<Arc<ComponentRuntime>>> = vec![None; compiled.len()];
+    for i in order {
+        let spec = &workload.spec.components[i];
+        let (component, _) = &compiled[i];
         let at = format!("components[{i}]");
-        let component = compile(rt, workload, &at, &spec.name, bytes).await?;
-        exported.push((component.clone(), interfaces));
         let field = |f: &str| workload.source.field(&format!("{at}.{f}"));
-        let pre = rt.linker.instantiate_pre(&component).map_err(|e| {
+        let linker = linker_with(
+            rt,
+            workload,
+            &field("image"),
+            &component_links[i],
+            &compiled,
+            &built,
+        )?;
+        let pre = linker.instantiate_pre(component).map_err(|e| {
             DeployError::at(
                 workload,
                 field("image"),
@@ -334,7 +363,7 @@ pub(crate) async fn deploy(
             None => None,
         };
         let component_name: Arc<str> = spec.name.as_str().into();
-        components.push(Arc::new(ComponentRuntime {
+        built[i] = Some(Arc::new(ComponentRuntime {
             workload: name.clone(),
             name: component_name.clone(),
             route: spec.http.clone(),
@@ -357,12 +386,24 @@ pub(crate) async fn deploy(
             stats: ComponentStats::default(),
         }));
     }
+    let components: Vec<Arc<ComponentRuntime>> = built.iter().flatten().cloned().collect();
 
     let service = match (&workload.spec.service, files.service) {
         (Some(spec), Some((bytes, interfaces))) => {
             let component = compile(rt, workload, "service", "service", bytes).await?;
             let field = |f: &str| workload.source.field(&format!("service.{f}"));
-            let linker = service_linker(rt, workload, &interfaces, &exported, &components)?;
+            let service_links =
+                links::resolve(workload, "service", &interfaces, &exports, None, true)?;
+            let built: Vec<Option<Arc<ComponentRuntime>>> =
+                components.iter().cloned().map(Some).collect();
+            let linker = linker_with(
+                rt,
+                workload,
+                &field("image"),
+                &service_links,
+                &compiled,
+                &built,
+            )?;
             let pre = linker.instantiate_pre(&component).map_err(|e| {
                 DeployError::at(
                     workload,
@@ -431,97 +472,43 @@ pub(crate) async fn deploy(
     }))
 }
 
-/// The linker for a service: the host's, plus each import that no host interface provides
-/// (host interfaces are all `wasi:*`) satisfied by the component of this workload that
-/// exports it. Components cannot call the service this way; they reach it over TCP.
-fn service_linker(
+/// The host's linker, or for a part with links, a copy of it with each linked import
+/// defined as calls onto fresh instances of its provider.
+fn linker_with(
     rt: &Runtime,
     workload: &Workload,
-    service: &Interfaces,
-    exported: &[(wasmtime::component::Component, Interfaces)],
-    components: &[Arc<ComponentRuntime>],
+    field: &str,
+    links: &[links::Link],
+    compiled: &[(wasmtime::component::Component, Interfaces)],
+    built: &[Option<Arc<ComponentRuntime>>],
 ) -> Result<wasmtime::component::Linker<InvocationState>, DeployError> {
-    let field = workload.source.field("service.image");
-    let wanted: Vec<&String> = service
-        .imports
-        .iter()
-        .filter(|i| !i.starts_with("wasi:"))
-        .collect();
-    if wanted.is_empty() {
-        return Ok(rt.linker.clone());
-    }
     let mut linker = rt.linker.clone();
-    let mut missing = Vec::new();
-    for import in wanted {
-        let providers: Vec<usize> = exported
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, i))| i.exports.iter().any(|e| e == import))
-            .map(|(n, _)| n)
-            .collect();
-        match providers.as_slice() {
-            [n] => {
-                let (component, _) = &exported[*n];
-                crate::call::link_export(
-                    &mut linker,
-                    rt.engine.engine(),
-                    component,
-                    import,
-                    &components[*n],
-                )
-                .map_err(|e| {
-                    DeployError::at(
-                        workload,
-                        field.clone(),
-                        format!("cannot link `{import}`: {e:#}"),
-                    )
-                })?;
-                tracing::info!(workload = %workload.name, import = %import, component = %components[*n].name, "service import linked to component");
-            }
-            [] => missing.push(import.clone()),
-            several => {
-                let names: Vec<&str> = several.iter().map(|n| &*components[*n].name).collect();
-                return Err(DeployError::at(
-                    workload,
-                    field,
-                    format!(
-                        "`{import}` is exported by several components ({}); expected exactly one",
-                        names.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    if !missing.is_empty() {
-        let offered: Vec<String> = components
-            .iter()
-            .zip(exported)
-            .map(|(c, (_, i))| {
-                let ex: Vec<&str> = i.exports.iter().map(String::as_str).collect();
-                format!(
-                    "`{}` exports {}",
-                    c.name,
-                    if ex.is_empty() {
-                        "nothing".into()
-                    } else {
-                        ex.join(", ")
-                    }
-                )
-            })
-            .collect();
-        return Err(DeployError::at(
-            workload,
-            field,
-            format!(
-                "the service imports {}, which no host interface provides (hearth provides wasi:* interfaces) and no component of this workload exports ({})",
-                missing.join(", "),
-                if offered.is_empty() {
-                    "it has no components".into()
-                } else {
-                    offered.join("; ")
-                }
-            ),
-        ));
+    for link in links {
+        let (Some((component, _)), Some(Some(callee))) =
+            (compiled.get(link.provider), built.get(link.provider))
+        else {
+            return Err(DeployError::at(
+                workload,
+                field.to_string(),
+                format!("`{}` has no provider yet", link.import),
+            ));
+        };
+        crate::call::link_export(
+            &mut linker,
+            rt.engine.engine(),
+            component,
+            &link.export,
+            &link.import,
+            callee,
+        )
+        .map_err(|e| {
+            DeployError::at(
+                workload,
+                field.to_string(),
+                format!("cannot link `{}`: {e:#}", link.import),
+            )
+        })?;
+        tracing::info!(workload = %workload.name, import = %link.import, component = %callee.name, "import linked to component");
     }
     Ok(linker)
 }

@@ -14,6 +14,7 @@ mod gate;
 mod guest_log;
 pub mod inspect;
 mod invoke;
+mod links;
 mod outgoing_http;
 mod service;
 mod state;

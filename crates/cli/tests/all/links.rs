@@ -23,7 +23,7 @@ fn the_seed_cron_service_ticks_a_fresh_component_every_second() {
     let host = Hearth::start(&[&m]);
     host.wait_for_log(
         &[
-            "service import linked to component",
+            "import linked to component",
             "wasmcloud:example/cron@0.0.1",
         ],
         Duration::from_secs(1),
@@ -106,5 +106,60 @@ fn an_import_nothing_provides_is_refused_with_the_candidates() {
     assert!(
         err.contains("`web` exports wasi:http/incoming-handler@0.2"),
         "{err}"
+    );
+}
+
+fn types_pair(dir: &TempDir) -> std::path::PathBuf {
+    dir.write(
+        "types.yaml",
+        format!(
+            "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: types\nspec:\n  components:\n    - name: caller\n      image: {}\n      http: {{}}\n    - name: callee\n      image: {}\n",
+            wasm("types_caller"),
+            wasm("types_callee")
+        ),
+    )
+}
+
+#[test]
+fn every_wit_value_type_round_trips_between_components() {
+    let dir = TempDir::new("types");
+    let m = types_pair(&dir);
+    let host = Hearth::start(&[&m]);
+    let r = host.get("x", "/roundtrip");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "all 26 round-trips ok\n"),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
+fn an_http_component_calls_another_component() {
+    let dir = TempDir::new("greet");
+    let m = types_pair(&dir);
+    let host = Hearth::start(&[&m]);
+    let r = host.get("x", "/greet/hearth");
+    assert_eq!((r.status, r.body.as_str()), (200, "hello, hearth\n"));
+    let r = host.get("x", "/greet/");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (502, "greet failed: empty name\n")
+    );
+    // A trapping callee gives the caller `Err(reason)` (greet returns result<_, string>),
+    // and the next call works.
+    let r = host.get("x", "/greet/trap");
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(
+        r.body.contains("greet failed: the component trapped"),
+        "{}",
+        r.body
+    );
+    assert_eq!(host.get("x", "/greet/again").body, "hello, again\n");
+    let status: serde_json::Value =
+        serde_json::from_str(&host.admin_get("/v1/workloads").body).unwrap();
+    assert_eq!(
+        status[0]["components"][1]["stats"]["requests"], 4,
+        "calls are counted: {status}"
     );
 }

@@ -1,0 +1,314 @@
+//! Resolving WIT links inside a workload: which component's export satisfies which import.
+//!
+//! Host interfaces are all `wasi:*`; any other import of a component or of the service must be
+//! exported by exactly one component of the same workload (same package and interface, a
+//! compatible version). Components may call components (cycles are refused) and the service
+//! may call components; components may never call the service over WIT: they reach it over
+//! TCP on localhost.
+
+use crate::deploy::DeployError;
+use crate::inspect::Interfaces;
+use hearth_manifest::Workload;
+
+/// Whether an import is for the host to provide.
+pub(crate) fn is_host_interface(name: &str) -> bool {
+    name.starts_with("wasi:")
+}
+
+/// `ns:pkg/iface@1.2.3` → (`ns:pkg/iface`, `Some("1.2.3")`).
+fn split_version(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@') {
+        Some((base, version)) => (base, Some(version)),
+        None => (name, None),
+    }
+}
+
+/// The semver-compatible prefix of a version: `1.2.3` → `1`, `0.2.3` → `0.2`, `0.0.1` → `0.0.1`.
+fn compatible_prefix(version: &str) -> String {
+    let parts: Vec<&str> = version.split(['.', '-', '+']).take(3).collect();
+    match parts.as_slice() {
+        ["0", "0", patch, ..] => format!("0.0.{patch}"),
+        ["0", minor, ..] => format!("0.{minor}"),
+        [major, ..] => (*major).to_string(),
+        [] => String::new(),
+    }
+}
+
+/// Whether `export` satisfies `import`: same interface, compatible versions.
+pub(crate) fn satisfies(import: &str, export: &str) -> bool {
+    let (ib, iv) = split_version(import);
+    let (eb, ev) = split_version(export);
+    ib == eb
+        && match (iv, ev) {
+            (None, None) => true,
+            (Some(i), Some(e)) => compatible_prefix(i) == compatible_prefix(e),
+            _ => false,
+        }
+}
+
+/// One resolved link: `import` (as the importer names it) is served by component `provider`'s
+/// export `export`.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    pub import: String,
+    pub export: String,
+    pub provider: usize,
+}
+
+/// Resolves the non-host imports of `importer` (a component at `at`, or the service) against the
+/// components' exports. Every problem is reported in one error.
+pub(crate) fn resolve(
+    workload: &Workload,
+    at: &str,
+    importer: &Interfaces,
+    components: &[&Interfaces],
+    service: Option<&Interfaces>,
+    is_service: bool,
+) -> Result<Vec<Link>, DeployError> {
+    let names: Vec<&str> = workload
+        .spec
+        .components
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut links = Vec::new();
+    let mut missing = Vec::new();
+    for import in importer.imports.iter().filter(|i| !is_host_interface(i)) {
+        let providers: Vec<(usize, &String)> = components
+            .iter()
+            .enumerate()
+            .filter_map(|(n, c)| {
+                c.exports
+                    .iter()
+                    .find(|e| satisfies(import, e))
+                    .map(|e| (n, e))
+            })
+            .collect();
+        match providers.as_slice() {
+            [(n, export)] => links.push(Link {
+                import: import.clone(),
+                export: (*export).clone(),
+                provider: *n,
+            }),
+            [] => {
+                let service_has =
+                    service.is_some_and(|s| s.exports.iter().any(|e| satisfies(import, e)));
+                if service_has && !is_service {
+                    return Err(DeployError::at(
+                        workload,
+                        workload.source.field(&format!("{at}.image")),
+                        format!(
+                            "imports `{import}`, which only the service exports: components cannot call the service over WIT; connect to it over TCP on localhost instead"
+                        ),
+                    ));
+                }
+                missing.push(import.clone());
+            }
+            several => {
+                let who: Vec<&str> = several
+                    .iter()
+                    .map(|(n, _)| names.get(*n).copied().unwrap_or("?"))
+                    .collect();
+                return Err(DeployError::at(
+                    workload,
+                    workload.source.field(&format!("{at}.image")),
+                    format!(
+                        "imports `{import}`, which several components export ({}); expected exactly one",
+                        who.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(links);
+    }
+    let offered: Vec<String> = components
+        .iter()
+        .enumerate()
+        .map(|(n, c)| {
+            let ex: Vec<&str> = c.exports.iter().map(String::as_str).collect();
+            let name = names.get(n).copied().unwrap_or("?");
+            format!(
+                "`{name}` exports {}",
+                if ex.is_empty() {
+                    "nothing".into()
+                } else {
+                    ex.join(", ")
+                }
+            )
+        })
+        .collect();
+    let who = if is_service {
+        "the service"
+    } else {
+        "the component"
+    };
+    Err(DeployError::at(
+        workload,
+        workload.source.field(&format!("{at}.image")),
+        format!(
+            "{who} imports {}, which no host interface provides (hearth provides wasi:* interfaces) and no component of this workload exports ({})",
+            missing.join(", "),
+            if offered.is_empty() {
+                "it has no components".into()
+            } else {
+                offered.join("; ")
+            }
+        ),
+    ))
+}
+
+/// An order in which components can be built so that every provider comes before the
+/// components that import from it; a cycle is an error naming it.
+pub(crate) fn build_order(
+    workload: &Workload,
+    links: &[Vec<Link>],
+) -> Result<Vec<usize>, DeployError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        n: usize,
+        links: &[Vec<Link>],
+        marks: &mut [Mark],
+        order: &mut Vec<usize>,
+        path: &mut Vec<usize>,
+    ) -> Result<(), Vec<usize>> {
+        match marks[n] {
+            Mark::Done => return Ok(()),
+            Mark::Active => {
+                let start = path.iter().position(|&p| p == n).unwrap_or(0);
+                let mut cycle = path[start..].to_vec();
+                cycle.push(n);
+                return Err(cycle);
+            }
+            Mark::New => {}
+        }
+        marks[n] = Mark::Active;
+        path.push(n);
+        for link in &links[n] {
+            visit(link.provider, links, marks, order, path)?;
+        }
+        path.pop();
+        marks[n] = Mark::Done;
+        order.push(n);
+        Ok(())
+    }
+    let mut marks = vec![Mark::New; links.len()];
+    let mut order = Vec::with_capacity(links.len());
+    for n in 0..links.len() {
+        if let Err(cycle) = visit(n, links, &mut marks, &mut order, &mut Vec::new()) {
+            let names: Vec<&str> = cycle
+                .iter()
+                .filter_map(|&i| workload.spec.components.get(i).map(|c| c.name.as_str()))
+                .collect();
+            return Err(DeployError::at(
+                workload,
+                workload.source.field("components"),
+                format!(
+                    "components import each other in a cycle ({}); expected calls to form no loop",
+                    names.join(" → ")
+                ),
+            ));
+        }
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_matched_by_semver_compatibility() {
+        assert!(satisfies("a:b/c@0.2.0", "a:b/c@0.2.7"));
+        assert!(!satisfies("a:b/c@0.2.0", "a:b/c@0.3.0"));
+        assert!(satisfies("a:b/c@1.0.0", "a:b/c@1.4.0"));
+        assert!(!satisfies("a:b/c@1.0.0", "a:b/c@2.0.0"));
+        assert!(!satisfies("a:b/c@0.0.1", "a:b/c@0.0.2"));
+        assert!(satisfies("a:b/c", "a:b/c"));
+        assert!(!satisfies("a:b/c", "a:b/d"));
+    }
+}
+
+#[cfg(test)]
+mod rules {
+    use super::*;
+
+    fn workload() -> Workload {
+        let text = "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata: { name: w }\nspec:\n  components:\n    - { name: a, image: a.wasm }\n    - { name: b, image: b.wasm }\n  service: { image: s.wasm }\n";
+        hearth_manifest::parse_str(std::path::Path::new("w.yaml"), text)
+            .unwrap()
+            .remove(0)
+    }
+
+    fn ifaces(imports: &[&str], exports: &[&str]) -> Interfaces {
+        Interfaces {
+            imports: imports.iter().map(|s| s.to_string()).collect(),
+            exports: exports.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_cycle_is_refused_with_its_path() {
+        let w = workload();
+        let link = |provider| {
+            vec![Link {
+                import: "x:y/z@1.0.0".into(),
+                export: "x:y/z@1.0.0".into(),
+                provider,
+            }]
+        };
+        let err = build_order(&w, &[link(1), link(0)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("spec.components: components import each other in a cycle (a → b → a)"),
+            "{err}"
+        );
+        assert_eq!(build_order(&w, &[link(1), vec![]]).unwrap(), vec![1, 0]);
+    }
+
+    #[test]
+    fn a_component_cannot_import_what_only_the_service_exports() {
+        let w = workload();
+        let a = ifaces(&["wasi:cli/environment@0.2.0", "acme:cache/api@0.1.0"], &[]);
+        let b = ifaces(&[], &[]);
+        let service = ifaces(&[], &["acme:cache/api@0.1.0"]);
+        let err = resolve(&w, "components[0]", &a, &[&a, &b], Some(&service), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("components cannot call the service over WIT; connect to it over TCP on localhost instead"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_imports_are_listed_with_what_exists() {
+        let w = workload();
+        let a = ifaces(&["acme:x/one@1.0.0", "acme:x/two@1.0.0"], &[]);
+        let b = ifaces(&[], &["acme:x/three@1.0.0"]);
+        let err = resolve(&w, "components[0]", &a, &[&a, &b], None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the component imports acme:x/one@1.0.0, acme:x/two@1.0.0, which no host interface provides"), "{err}");
+        assert!(err.contains("`b` exports acme:x/three@1.0.0"), "{err}");
+    }
+
+    #[test]
+    fn two_providers_are_ambiguous() {
+        let w = workload();
+        let s = ifaces(&["acme:x/one@1.0.0"], &[]);
+        let a = ifaces(&[], &["acme:x/one@1.0.0"]);
+        let b = ifaces(&[], &["acme:x/one@1.2.0"]);
+        let err = resolve(&w, "service", &s, &[&a, &b], None, true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("several components export (a, b)"), "{err}");
+    }
+}
