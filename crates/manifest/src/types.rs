@@ -147,6 +147,19 @@ pub struct WorkloadSpec {
     /// The workload's one long-running service, if any.
     #[serde(default)]
     pub service: Option<ServiceSpec>,
+    /// Which component serves an import that several components export.
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
+}
+
+/// `spec.links[]`: pins an imported interface to the component that serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkSpec {
+    /// The interface, `ns:pkg/iface` with an optional `@version`.
+    pub import: String,
+    /// The component (by name) that exports it.
+    pub component: String,
 }
 
 /// Default memory limit of a service: it keeps state, so more than a component's.

@@ -58,6 +58,27 @@ pub(crate) fn workload(w: &Workload, doc: Option<usize>) -> Vec<ManifestError> {
             "expected at least one component or a service".into(),
         );
     }
+    for (i, link) in w.spec.links.iter().enumerate() {
+        let (base, _) = link.import.split_once('@').unwrap_or((&link.import, ""));
+        if !base.contains(':') || !base.contains('/') {
+            err(
+                w.source.field(&format!("links[{i}].import")),
+                format!(
+                    "expected an interface like `ns:pkg/iface@1.0.0`, found `{}`",
+                    link.import
+                ),
+            );
+        }
+        if !w.spec.components.iter().any(|c| c.name == link.component) {
+            err(
+                w.source.field(&format!("links[{i}].component")),
+                format!(
+                    "expected the name of a component of this workload, found `{}`",
+                    link.component
+                ),
+            );
+        }
+    }
     if let Some(service) = &w.spec.service {
         check_service(
             service,

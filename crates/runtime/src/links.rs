@@ -105,6 +105,28 @@ pub(crate) fn resolve(
                 missing.push(import.clone());
             }
             several => {
+                // The manifest may say which one.
+                let base = import.split('@').next().unwrap_or(import);
+                let pinned = workload
+                    .spec
+                    .links
+                    .iter()
+                    .filter(|l| {
+                        l.import == *import || l.import == base || satisfies(import, &l.import)
+                    })
+                    .find_map(|l| {
+                        several
+                            .iter()
+                            .find(|(n, _)| names.get(*n) == Some(&l.component.as_str()))
+                    });
+                if let Some((n, export)) = pinned {
+                    links.push(Link {
+                        import: import.clone(),
+                        export: (*export).clone(),
+                        provider: *n,
+                    });
+                    continue;
+                }
                 let who: Vec<&str> = several
                     .iter()
                     .map(|(n, _)| names.get(*n).copied().unwrap_or("?"))
@@ -113,7 +135,7 @@ pub(crate) fn resolve(
                     workload,
                     workload.source.field(&format!("{at}.image")),
                     format!(
-                        "imports `{import}`, which several components export ({}); expected exactly one",
+                        "imports `{import}`, which several components export ({}); say which in `spec.links: [{{import: {import}, component: NAME}}]`",
                         who.join(", ")
                     ),
                 ));
@@ -309,6 +331,18 @@ mod rules {
         let err = resolve(&w, "service", &s, &[&a, &b], None, true)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("several components export (a, b)"), "{err}");
+        assert!(
+            err.contains("several components export (a, b); say which in `spec.links"),
+            "{err}"
+        );
+        let text = "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata: { name: w }\nspec:\n  components:\n    - { name: a, image: a.wasm }\n    - { name: b, image: b.wasm }\n  links: [{ import: acme:x/one, component: b }]\n";
+        let pinned = hearth_manifest::parse_str(std::path::Path::new("w.yaml"), text)
+            .unwrap()
+            .remove(0);
+        let links = resolve(&pinned, "service", &s, &[&a, &b], None, true).unwrap();
+        assert_eq!(
+            (links[0].provider, links[0].export.as_str()),
+            (1, "acme:x/one@1.2.0")
+        );
     }
 }

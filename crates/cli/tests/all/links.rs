@@ -22,10 +22,7 @@ fn the_seed_cron_service_ticks_a_fresh_component_every_second() {
     let m = cron(&dir, "{}");
     let host = Hearth::start(&[&m]);
     host.wait_for_log(
-        &[
-            "import linked to component",
-            "wasmcloud:example/cron@0.0.1",
-        ],
+        &["import linked to component", "wasmcloud:example/cron@0.0.1"],
         Duration::from_secs(1),
     );
     std::thread::sleep(Duration::from_secs(4));

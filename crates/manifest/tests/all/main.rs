@@ -360,3 +360,13 @@ fn a_published_port_is_published_once_across_workloads() {
     let msg = one_error(&text);
     assert!(msg.contains("document 2: spec.service.ports[1].publish: host port 17070 is already published by workload `cache`"), "{msg}");
 }
+
+#[test]
+fn links_name_a_component_and_an_interface() {
+    let text = GOOD.to_string()
+        + "  links:\n    - { import: acme:cache/api@0.1.0, component: worker }\n    - { import: nonsense, component: nobody }\n";
+    let errors = parse(&text).unwrap_err().to_string();
+    assert!(errors.contains("spec.links[1].import: expected an interface like `ns:pkg/iface@1.0.0`, found `nonsense`"), "{errors}");
+    assert!(errors.contains("spec.links[1].component: expected the name of a component of this workload, found `nobody`"), "{errors}");
+    assert!(!errors.contains("links[0]"), "{errors}");
+}
