@@ -8,8 +8,8 @@ use crate::state::InvocationState;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use wasmtime::Trap;
 use wasmtime::component::{Linker, Val};
-use wasmtime::{Store, Trap, UpdateDeadline};
 
 impl ComponentRuntime {
     /// Calls `interface`.`func` on a fresh instance with `params`, filling `results`.
@@ -27,21 +27,7 @@ impl ComponentRuntime {
         };
         let timeout = Duration::from_millis(self.limits.timeout_ms);
         let deadline = Instant::now() + timeout;
-        let mut store = Store::new(
-            self.pre.engine(),
-            InvocationState::new(&self.template, Some(deadline)),
-        );
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            Ok(
-                if ctx.data().deadline.is_some_and(|d| Instant::now() >= d) {
-                    UpdateDeadline::Interrupt
-                } else {
-                    UpdateDeadline::Yield(1)
-                },
-            )
-        });
+        let mut store = self.new_store(deadline);
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let iface = instance

@@ -49,9 +49,9 @@ impl ComponentRuntime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let Some(proxy) = &self.proxy else {
+        if self.proxy.is_none() {
             return Err(InvokeError::NotHttp);
-        };
+        }
         let Some(permit) = self.gate.enter().await else {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(InvokeError::Overloaded);
@@ -59,21 +59,7 @@ impl ComponentRuntime {
         let timeout = Duration::from_millis(self.limits.timeout_ms);
         let deadline = Instant::now() + timeout;
 
-        let mut store = Store::new(
-            proxy.engine(),
-            InvocationState::new(&self.template, Some(deadline)),
-        );
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            Ok(
-                if ctx.data().deadline.is_some_and(|d| Instant::now() >= d) {
-                    UpdateDeadline::Interrupt
-                } else {
-                    UpdateDeadline::Yield(1)
-                },
-            )
-        });
+        let mut store = self.new_store(deadline);
 
         let (tx, rx) = tokio::sync::oneshot::channel();
         let http = store.data_mut();
@@ -130,6 +116,27 @@ impl ComponentRuntime {
                 }
             },
         }
+    }
+
+    /// A fresh store for one invocation: its own WASI context, the memory limit, and an epoch
+    /// callback that yields every tick and interrupts the guest at `deadline`.
+    pub(crate) fn new_store(&self, deadline: Instant) -> Store<InvocationState> {
+        let mut store = Store::new(
+            self.pre.engine(),
+            InvocationState::new(&self.template, Some(deadline)),
+        );
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            Ok(
+                if ctx.data().deadline.is_some_and(|d| Instant::now() >= d) {
+                    UpdateDeadline::Interrupt
+                } else {
+                    UpdateDeadline::Yield(1)
+                },
+            )
+        });
+        store
     }
 
     fn classify(&self, e: wasmtime::Error, timeout: Duration) -> InvokeError {
