@@ -121,8 +121,7 @@ fn repeated_faults_leak_nothing() {
         after <= before + 2,
         "file descriptors grew from {before} to {after}"
     );
-    let status: serde_json::Value =
-        serde_json::from_str(&host.admin_get("/v1/workloads").body).unwrap();
+    let status = host.workloads();
     let stats = &status[0]["components"][0]["stats"];
     assert_eq!(stats["inFlight"], 0, "{stats}");
     assert_eq!(stats["timedOut"], 10, "{stats}");

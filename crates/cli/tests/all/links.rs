@@ -56,8 +56,7 @@ fn the_seed_cron_service_ticks_a_fresh_component_every_second() {
         (1.5..3.0).contains(&span),
         "three ticks should span about 2 s, spanned {span:.2} s"
     );
-    let status: serde_json::Value =
-        serde_json::from_str(&host.admin_get("/v1/workloads").body).unwrap();
+    let status = host.workloads();
     assert!(
         status[0]["components"][0]["stats"]["requests"]
             .as_u64()
@@ -82,8 +81,7 @@ fn a_trapping_callee_gives_the_service_an_error_not_a_crash() {
         failures >= 2,
         "the service should keep calling after a failed call: {failures}"
     );
-    let status: serde_json::Value =
-        serde_json::from_str(&host.admin_get("/v1/workloads").body).unwrap();
+    let status = host.workloads();
     let service = &status[0]["service"];
     assert_eq!(service["state"], "running", "{service}");
     assert_eq!(
@@ -166,8 +164,7 @@ fn an_http_component_calls_another_component() {
         r.body
     );
     assert_eq!(host.get("x", "/greet/again").body, "hello, again\n");
-    let status: serde_json::Value =
-        serde_json::from_str(&host.admin_get("/v1/workloads").body).unwrap();
+    let status = host.workloads();
     assert_eq!(
         status[0]["components"][1]["stats"]["requests"], 4,
         "calls are counted: {status}"

@@ -65,8 +65,7 @@ fn routes_by_host_and_path_across_two_workloads() {
 
     let health = host.admin_get("/healthz");
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
-    let status: serde_json::Value =
-        serde_json::from_str(&host.admin_get("/v1/workloads").body).unwrap();
+    let status = host.workloads();
     let names: Vec<_> = status
         .as_array()
         .unwrap()

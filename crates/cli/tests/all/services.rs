@@ -16,7 +16,7 @@ fn manifest(name: &str, components: &str, service: &str) -> String {
 }
 
 fn service_status(host: &Hearth, workload: &str) -> Value {
-    let all: Value = serde_json::from_str(&host.admin_get("/v1/workloads").body).unwrap();
+    let all = host.workloads();
     all.as_array()
         .unwrap()
         .iter()

@@ -165,6 +165,13 @@ impl Hearth {
         request(self.admin, "admin", path)
     }
 
+    /// `GET /v1/workloads` on the admin API, parsed.
+    pub fn workloads(&self) -> serde_json::Value {
+        let resp = self.admin_get("/v1/workloads");
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        serde_json::from_str(&resp.body).unwrap()
+    }
+
     /// Every log line so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
