@@ -150,6 +150,24 @@ pub struct WorkloadSpec {
     /// Which component serves an import that several components export.
     #[serde(default)]
     pub links: Vec<LinkSpec>,
+    /// Backends of the host interfaces every part of the workload imports; a component or
+    /// the service may override an entry with its own `hostInterfaces`.
+    #[serde(default)]
+    pub host_interfaces: Vec<HostInterfaceSpec>,
+}
+
+/// `hostInterfaces[]`: which backend serves a host interface, and how it is reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostInterfaceSpec {
+    /// The interface or its package: `wasi:keyvalue/store`, `wasi:keyvalue`,
+    /// `wasmcloud:messaging/consumer`, ... (a version suffix is accepted and ignored).
+    pub interface: String,
+    /// The backend's name: `memory`, `filesystem`, `redis`, `nats`.
+    pub backend: String,
+    /// The backend's own settings (`path`, `url`, ...); checked by the backend.
+    #[serde(default)]
+    pub config: BTreeMap<String, serde_yaml::Value>,
 }
 
 /// `spec.links[]`: pins an imported interface to the component that serves it.
@@ -175,7 +193,8 @@ pub struct ServiceSpec {
     /// Environment variables the guest sees.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Configuration values (served by `wasi:config` once that interface lands).
+    /// Configuration values served by `wasi:config/store`; a value may reference
+    /// `${env:NAME}` or `${file:path}`, resolved at deploy.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
     /// Ports the service listens on in the workload's network, optionally published on the host.
@@ -189,6 +208,9 @@ pub struct ServiceSpec {
     pub allowed_hosts: Vec<String>,
     #[serde(default)]
     pub limits: ServiceLimits,
+    /// Backends for the service alone, overriding the workload's `hostInterfaces`.
+    #[serde(default)]
+    pub host_interfaces: Vec<HostInterfaceSpec>,
 }
 
 /// One port of a service.
@@ -272,12 +294,20 @@ pub struct ComponentSpec {
     /// Environment variables the guest sees.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Configuration values (served by `wasi:config` once that interface lands).
+    /// Configuration values served by `wasi:config/store`; a value may reference
+    /// `${env:NAME}` or `${file:path}`, resolved at deploy.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
     /// Where the component may connect outside its workload (deny by default).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Backends for this component alone, overriding the workload's `hostInterfaces`.
+    #[serde(default)]
+    pub host_interfaces: Vec<HostInterfaceSpec>,
+    /// Messaging subjects whose messages invoke this component's
+    /// `wasmcloud:messaging/handler` export, each on a fresh instance.
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
 }
 
 /// Which HTTP requests reach a component.

@@ -189,6 +189,29 @@ fn check_component(
             );
         }
     }
+    for (i, subject) in c.subscriptions.iter().enumerate() {
+        if let Err(why) = subject_pattern(subject) {
+            err(at(&format!("subscriptions[{i}]")), why);
+        }
+    }
+}
+
+/// A messaging subject or pattern: dot-separated non-empty tokens without spaces; `*` matches
+/// one token, and `>` (last only) the rest.
+fn subject_pattern(subject: &str) -> Result<(), String> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    for (i, token) in tokens.iter().enumerate() {
+        let bad = token.is_empty()
+            || token.chars().any(|c| c.is_whitespace() || c.is_control())
+            || (token.len() > 1 && token.contains(['*', '>']))
+            || (*token == ">" && i + 1 != tokens.len());
+        if bad {
+            return Err(format!(
+                "expected a subject like `orders.created`, `orders.*` or `orders.>` (dot-separated tokens, no spaces, `>` only last), found `{subject}`"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_service(

@@ -169,6 +169,9 @@ pub fn check_files(workload: &Workload) -> Result<CheckedFiles, Vec<DeployError>
             errors.push(e);
         }
     }
+    for e in hearth_interfaces::Interfaces::check(workload) {
+        errors.push(interface_error(workload, e));
+    }
     if errors.is_empty() {
         Ok(CheckedFiles {
             components,
@@ -193,6 +196,11 @@ enum Role {
     Component,
     HttpComponent,
     Service,
+}
+
+/// Locates a host-interface problem in the manifest.
+fn interface_error(workload: &Workload, e: hearth_interfaces::FieldError) -> DeployError {
+    DeployError::at(workload, workload.source.field(&e.field), e.message)
 }
 
 /// Parses the `allowedHosts` of the part at `at` (e.g. `components[0]`).
@@ -303,6 +311,11 @@ pub(crate) async fn deploy(
         None => Arc::new(EgressPolicy::deny_all()),
     };
     let network = Network::new(&workload.name, (*service_policy).clone());
+    let bound = rt
+        .interfaces
+        .configure(workload)
+        .await
+        .map_err(|e| interface_error(workload, e))?;
 
     // Compile every component first: links between them decide the order they are built in.
     let mut compiled = Vec::with_capacity(files.components.len());
@@ -376,6 +389,7 @@ pub(crate) async fn deploy(
                 &network,
                 hearth_net::Role::Component,
                 policy(workload, &at, &spec.allowed_hosts)?,
+                &bound.components[i],
             ),
             proxy,
             pre,
@@ -443,6 +457,13 @@ pub(crate) async fn deploy(
                 &network,
                 hearth_net::Role::Service,
                 Arc::clone(&service_policy),
+                bound.service.as_ref().ok_or_else(|| {
+                    DeployError::at(
+                        workload,
+                        field("image"),
+                        "no host interfaces were bound for the service".into(),
+                    )
+                })?,
             );
             let service = Arc::new(ServiceRuntime::new(
                 pre,

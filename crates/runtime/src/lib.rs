@@ -37,13 +37,15 @@ pub struct Runtime {
     engine: HostEngine,
     cache: CompileCache,
     linker: wasmtime::component::Linker<InvocationState>,
+    interfaces: hearth_interfaces::Interfaces,
     publish_ip: std::net::IpAddr,
     /// Where services run; `None` gives each its own thread.
     service_place: std::sync::Mutex<Option<tokio::runtime::Handle>>,
 }
 
 impl Runtime {
-    /// Builds the engine and links the WASI 0.2 and `wasi:http` host interfaces once.
+    /// Builds the engine and links WASI 0.2, `wasi:http`, the virtual network and hearth's
+    /// host interfaces once.
     pub fn new(options: EngineOptions) -> anyhow::Result<Self> {
         let engine = HostEngine::new(&options)?;
         let cache = CompileCache::new(options.cache_dir.clone());
@@ -54,7 +56,9 @@ impl Runtime {
         linker.allow_shadowing(true);
         hearth_net::add_to_linker(&mut linker)?;
         linker.allow_shadowing(false);
+        hearth_interfaces::add_to_linker(&mut linker)?;
         Ok(Self {
+            interfaces: hearth_interfaces::Interfaces::new(),
             publish_ip: options.publish_ip,
             service_place: std::sync::Mutex::new(None),
             engine,

@@ -1,6 +1,6 @@
 //! Resolving WIT links inside a workload: which component's export satisfies which import.
 //!
-//! Host interfaces are all `wasi:*`; any other import of a component or of the service must be
+//! Host interfaces are all `wasi:*` plus `wasmcloud:messaging`; any other import of a component or of the service must be
 //! exported by exactly one component of the same workload (same package and interface, a
 //! compatible version). Components may call components (cycles are refused) and the service
 //! may call components; components may never call the service over WIT: they reach it over
@@ -12,7 +12,7 @@ use hearth_manifest::Workload;
 
 /// Whether an import is for the host to provide.
 pub(crate) fn is_host_interface(name: &str) -> bool {
-    name.starts_with("wasi:")
+    name.starts_with("wasi:") || hearth_interfaces::serves(name)
 }
 
 /// `ns:pkg/iface@1.2.3` → (`ns:pkg/iface`, `Some("1.2.3")`).

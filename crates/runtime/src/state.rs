@@ -1,9 +1,10 @@
-//! What one store holds: the WASI, `wasi:http` and virtual-network contexts, the resource
+//! What one store holds: the WASI, `wasi:http`, virtual-network and host-interface contexts, the resource
 //! table, the memory limiter and the deadline. Built fresh for every invocation and for every
 //! service incarnation.
 
 use crate::guest_log::{GuestLog, StdStream};
 use crate::outgoing_http::HttpHooks;
+use hearth_interfaces::{InterfacesCtx, InterfacesHost, InterfacesView, PartInterfaces};
 use hearth_net::{EgressPolicy, NetCtx, NetCtxView, NetView, Network, Role};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +20,7 @@ pub struct InvocationState {
     http: WasiHttpCtx,
     hooks: HttpHooks,
     net: NetCtx,
+    interfaces: InterfacesCtx,
     pub(crate) limits: StoreLimits,
     /// When the invocation must be done; `None` for a service.
     pub(crate) deadline: Option<Instant>,
@@ -33,6 +35,7 @@ pub(crate) struct StateTemplate {
     pub network: Arc<Network>,
     pub role: Role,
     pub policy: Arc<EgressPolicy>,
+    pub interfaces: Arc<PartInterfaces>,
 }
 
 impl StateTemplate {
@@ -44,6 +47,7 @@ impl StateTemplate {
         network: &Arc<Network>,
         role: Role,
         policy: Arc<EgressPolicy>,
+        interfaces: &Arc<PartInterfaces>,
     ) -> Self {
         Self {
             workload: Arc::clone(workload),
@@ -53,6 +57,7 @@ impl StateTemplate {
             network: Arc::clone(network),
             role,
             policy,
+            interfaces: Arc::clone(interfaces),
         }
     }
 }
@@ -84,6 +89,7 @@ impl InvocationState {
                 template.role,
                 Arc::clone(&template.policy),
             ),
+            interfaces: InterfacesCtx::new(&template.interfaces),
             limits: StoreLimitsBuilder::new()
                 .memory_size(template.memory_bytes)
                 .instances(64)
@@ -116,6 +122,15 @@ impl NetView for InvocationState {
     fn net(&mut self) -> NetCtxView<'_> {
         NetCtxView {
             ctx: &mut self.net,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl InterfacesHost for InvocationState {
+    fn interfaces(&mut self) -> InterfacesView<'_> {
+        InterfacesView {
+            ctx: &mut self.interfaces,
             table: &mut self.table,
         }
     }

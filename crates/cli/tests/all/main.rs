@@ -6,6 +6,7 @@ mod faults;
 mod links;
 mod manifests;
 mod routing;
+mod servers;
 mod services;
 mod shutdown;
 mod support;
