@@ -9,13 +9,18 @@ mod generated {
         world: "hearth:interfaces/host",
         imports: { default: async | trappable },
         with: {
-            // Add `"wasi:io": wasmtime_wasi::p2::bindings::io,` once a world uses its streams.
+            "wasi:keyvalue/store.bucket": crate::keyvalue::Bucket,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:blobstore/types.outgoing-value": crate::blobstore::OutgoingValue,
+            "wasi:blobstore/types.incoming-value": crate::blobstore::IncomingValue,
+            "wasi:blobstore/container.container": crate::blobstore::Container,
+            "wasi:blobstore/container.stream-object-names": crate::blobstore::StreamObjectNames,
         },
         require_store_data_send: true,
     });
 }
 
-pub use generated::wasi::{config, logging};
+pub use generated::wasi::{blobstore, config, keyvalue, logging};
 pub use generated::wasmcloud::messaging;
 
 /// The messaging handler a subscribed component exports, called by the host.

@@ -322,5 +322,11 @@ pub fn add_to_linker<T: InterfacesHost + 'static>(linker: &mut Linker<T>) -> was
     bindings::logging::logging::add_to_linker::<T, HasInterfaces>(linker, get)?;
     bindings::messaging::types::add_to_linker::<T, HasInterfaces>(linker, get)?;
     bindings::messaging::consumer::add_to_linker::<T, HasInterfaces>(linker, get)?;
+    bindings::keyvalue::store::add_to_linker::<T, HasInterfaces>(linker, get)?;
+    bindings::keyvalue::atomics::add_to_linker::<T, HasInterfaces>(linker, get)?;
+    bindings::keyvalue::batch::add_to_linker::<T, HasInterfaces>(linker, get)?;
+    bindings::blobstore::types::add_to_linker::<T, HasInterfaces>(linker, get)?;
+    bindings::blobstore::container::add_to_linker::<T, HasInterfaces>(linker, get)?;
+    bindings::blobstore::blobstore::add_to_linker::<T, HasInterfaces>(linker, get)?;
     Ok(())
 }

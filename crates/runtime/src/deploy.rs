@@ -4,7 +4,7 @@
 use crate::Runtime;
 use crate::cache::CacheOutcome;
 use crate::gate::Gate;
-use crate::inspect::{self, CLI_RUN, HTTP_HANDLER, Interfaces, WasmKind};
+use crate::inspect::{self, CLI_RUN, HTTP_HANDLER, Interfaces, MESSAGE_HANDLER, WasmKind};
 use crate::links;
 use crate::service::ServiceRuntime;
 use crate::state::{InvocationState, StateTemplate};
@@ -49,11 +49,16 @@ pub struct RunningWorkload {
     pub service: Option<Arc<ServiceRuntime>>,
     /// Its private network.
     pub network: Arc<Network>,
+    /// The tasks delivering messages to its subscribed components.
+    subscriptions: Vec<tokio::task::AbortHandle>,
 }
 
 impl RunningWorkload {
     /// Stops the service (if any) and waits for its supervisor to finish.
     pub fn stop(&self) {
+        for task in &self.subscriptions {
+            task.abort();
+        }
         if let Some(service) = &self.service {
             service.stop();
         }
@@ -147,7 +152,18 @@ pub fn check_files(workload: &Workload) -> Result<CheckedFiles, Vec<DeployError>
             c.image_ref(&workload.source),
             role,
         ) {
-            Ok(v) => components.push(v),
+            Ok(v) => {
+                if !c.subscriptions.is_empty() && v.1.export(MESSAGE_HANDLER).is_none() {
+                    errors.push(DeployError::at(
+                        workload,
+                        workload.source.field(&format!("components[{i}].subscriptions")),
+                        format!(
+                            "the component does not export `{MESSAGE_HANDLER}`, which a component with `subscriptions` must"
+                        ),
+                    ));
+                }
+                components.push(v);
+            }
             Err(e) => errors.push(e),
         }
         if let Err(e) = policy(workload, &format!("components[{i}]"), &c.allowed_hosts) {
@@ -484,13 +500,70 @@ pub(crate) async fn deploy(
         _ => None,
     };
 
+    // Last, so a failure here has only the service to undo.
+    let subscriptions = match subscribe(rt, workload, &components, &bound).await {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            if let Some(service) = &service {
+                service.stop();
+            }
+            return Err(e);
+        }
+    };
+
     Ok(Arc::new(RunningWorkload {
         name,
         source: workload.source.file.clone(),
         components,
         service,
         network,
+        subscriptions,
     }))
+}
+
+/// Subscribes every component with `subscriptions` to its broker and starts delivering.
+async fn subscribe(
+    rt: &Arc<Runtime>,
+    workload: &Workload,
+    components: &[Arc<ComponentRuntime>],
+    bound: &hearth_interfaces::WorkloadInterfaces,
+) -> Result<Vec<tokio::task::AbortHandle>, DeployError> {
+    let place = rt
+        .service_place()
+        .unwrap_or_else(tokio::runtime::Handle::current);
+    let mut tasks = Vec::new();
+    for (i, (spec, component)) in workload.spec.components.iter().zip(components).enumerate() {
+        if spec.subscriptions.is_empty() {
+            continue;
+        }
+        let field = |f: &str| workload.source.field(&format!("components[{i}].{f}"));
+        let handler = hearth_interfaces::bindings::handler::MessagingHandlerPre::new(
+            component.pre.clone(),
+        )
+        .map_err(|e| {
+            DeployError::at(
+                workload,
+                field("subscriptions"),
+                format!("the component is not a `{MESSAGE_HANDLER}`: {e:#}"),
+            )
+        })?;
+        for (j, pattern) in spec.subscriptions.iter().enumerate() {
+            let subscription =
+                hearth_interfaces::messaging::subscribe(&bound.components[i], pattern)
+                    .await
+                    .map_err(|why| {
+                        DeployError::at(workload, field(&format!("subscriptions[{j}]")), why)
+                    })?;
+            tasks.push(crate::messaging::deliver(
+                component,
+                handler.clone(),
+                pattern.clone(),
+                subscription,
+                &place,
+            ));
+        }
+    }
+    Ok(tasks)
 }
 
 /// The host's linker, or for a part with links, a copy of it with each linked import

@@ -47,6 +47,12 @@ impl Gate {
         }
     }
 
+    /// A permit, waiting as long as it takes: for deliveries that apply backpressure to their
+    /// source instead of being refused. `None` only if the gate is closed.
+    pub async fn enter_patiently(&self) -> Option<Permit> {
+        Arc::clone(&self.slots).acquire_owned().await.ok()
+    }
+
     /// Instances running right now.
     pub fn in_use(&self, max_concurrency: u32) -> u32 {
         max_concurrency.saturating_sub(self.slots.available_permits() as u32)

@@ -7,6 +7,8 @@ use wasmparser::{Parser, Payload};
 pub const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
 /// The interface a command (and later a service) exports.
 pub const CLI_RUN: &str = "wasi:cli/run";
+/// The interface a component with messaging `subscriptions` exports.
+pub const MESSAGE_HANDLER: &str = "wasmcloud:messaging/handler";
 
 /// What the bytes of a file are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

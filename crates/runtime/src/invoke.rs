@@ -139,7 +139,7 @@ impl ComponentRuntime {
         store
     }
 
-    fn classify(&self, e: wasmtime::Error, timeout: Duration) -> InvokeError {
+    pub(crate) fn classify(&self, e: wasmtime::Error, timeout: Duration) -> InvokeError {
         if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
             return self.classify_timeout(timeout);
         }
@@ -161,7 +161,7 @@ impl ComponentRuntime {
         InvokeError::Guest(e)
     }
 
-    fn classify_timeout(&self, timeout: Duration) -> InvokeError {
+    pub(crate) fn classify_timeout(&self, timeout: Duration) -> InvokeError {
         self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(workload = %self.workload, component = %self.name, timeout_ms = timeout.as_millis() as u64, "guest interrupted at its deadline");
         InvokeError::Timeout(timeout)

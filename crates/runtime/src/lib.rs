@@ -15,6 +15,7 @@ mod guest_log;
 pub mod inspect;
 mod invoke;
 mod links;
+mod messaging;
 mod outgoing_http;
 mod service;
 mod state;

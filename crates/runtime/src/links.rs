@@ -15,6 +15,60 @@ pub(crate) fn is_host_interface(name: &str) -> bool {
     name.starts_with("wasi:") || hearth_interfaces::serves(name)
 }
 
+/// The WASI packages wasmtime-wasi and wasmtime-wasi-http serve (with `wasi:sockets` replaced
+/// by `hearth-net`); hearth-interfaces serves the rest.
+const WASI_PACKAGES: &[&str] = &[
+    "wasi:cli",
+    "wasi:clocks",
+    "wasi:filesystem",
+    "wasi:http",
+    "wasi:io",
+    "wasi:random",
+    "wasi:sockets",
+];
+
+/// Every host interface package this host serves, for error messages.
+fn served_packages() -> Vec<&'static str> {
+    let mut all: Vec<&str> = WASI_PACKAGES.to_vec();
+    all.extend(hearth_interfaces::PACKAGES.iter().map(|(p, _)| *p));
+    all.sort_unstable();
+    all
+}
+
+/// Fails if `importer` imports a host interface this host does not serve, listing what it does.
+pub(crate) fn check_host_imports(
+    workload: &Workload,
+    at: &str,
+    importer: &Interfaces,
+) -> Result<(), DeployError> {
+    let unserved: Vec<&str> = importer
+        .imports
+        .iter()
+        .filter(|i| is_host_interface(i))
+        .filter(|i| {
+            let package = hearth_interfaces::package_of(i);
+            !WASI_PACKAGES.contains(&package) && !hearth_interfaces::serves(i)
+        })
+        .map(String::as_str)
+        .collect();
+    if unserved.is_empty() {
+        return Ok(());
+    }
+    Err(DeployError::at(
+        workload,
+        workload.source.field(&format!("{at}.image")),
+        format!(
+            "imports {}, which this host does not provide; it provides {}",
+            unserved
+                .iter()
+                .map(|i| format!("`{i}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            served_packages().join(", ")
+        ),
+    ))
+}
+
 /// `ns:pkg/iface@1.2.3` → (`ns:pkg/iface`, `Some("1.2.3")`).
 fn split_version(name: &str) -> (&str, Option<&str>) {
     match name.split_once('@') {
@@ -71,6 +125,7 @@ pub(crate) fn resolve(
         .iter()
         .map(|c| c.name.as_str())
         .collect();
+    check_host_imports(workload, at, importer)?;
     let mut links = Vec::new();
     let mut missing = Vec::new();
     for import in importer.imports.iter().filter(|i| !is_host_interface(i)) {

@@ -2,9 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
+mod config_logging;
 mod faults;
 mod links;
 mod manifests;
+mod messaging;
 mod routing;
 mod servers;
 mod services;

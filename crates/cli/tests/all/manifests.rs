@@ -224,3 +224,21 @@ fn a_publish_port_already_taken_is_a_start_up_error() {
     );
     drop(taken);
 }
+
+#[test]
+fn every_example_validates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut manifests: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("workload.yaml"))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    manifests.sort();
+    assert!(manifests.len() >= 6, "{manifests:?}");
+    // One at a time: several examples take the same route, as separate demos do.
+    for m in &manifests {
+        let (code, out, err) = hearth_cmd(&["validate", m]);
+        assert_eq!(code, 0, "{m}: {out}{err}");
+    }
+}

@@ -90,8 +90,14 @@ impl Hearth {
     }
 
     pub fn start_with(manifests: &[&Path], extra: &[&str]) -> Self {
+        Self::start_env(manifests, extra, &[])
+    }
+
+    /// Like [`Hearth::start_with`], with extra environment variables for the host process.
+    pub fn start_env(manifests: &[&Path], extra: &[&str], env: &[(&str, &str)]) -> Self {
         guests();
         let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .envs(env.iter().copied())
             .args([
                 "run",
                 "--http",
@@ -324,6 +330,35 @@ pub fn hearth_cmd(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `hearth run` on `manifest`, expecting it to fail at deploy; returns its stderr.
+pub fn run_expecting_failure(manifest: &Path) -> String {
+    guests();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .arg(manifest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hearth run did not fail within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "expected exit 1; stderr:\n{err}");
+    err
 }
 
 /// A TCP port that was free a moment ago.
