@@ -4,6 +4,7 @@
 //! else is delegated: manifests to `hearth-manifest`, instances to `hearth-runtime`, HTTP to
 //! `hearth-http`.
 
+mod inspect;
 mod logging;
 mod run;
 mod status;
@@ -55,6 +56,21 @@ enum Command {
     #[command(
         after_help = "Examples:\n  hearth status\n  hearth status --admin 127.0.0.1:9090 --json"
     )]
+    /// Show what a Wasm file is and what it needs: kind, worlds, exports, and who would
+    /// satisfy each import on this host.
+    #[command(
+        after_help = "Examples:\n  hearth inspect guests/target/wasm32-wasip2/release/hello.wasm\n  hearth inspect --manifest examples/cron/workload.yaml cron_service.wasm\n  hearth inspect --json app.wasm\n\nExit status: 0 for a component whose imports are all satisfied, 1 otherwise."
+    )]
+    Inspect {
+        /// The `.wasm` file.
+        file: PathBuf,
+        /// Resolve imports that are not host interfaces against this workload manifest.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     Status {
         /// The host's admin API address (`hearth run --admin`).
         #[arg(long, default_value = "127.0.0.1:9090", env = "HEARTH_ADMIN")]
@@ -74,5 +90,10 @@ fn main() -> ExitCode {
             validate::main(&manifests)
         }
         Command::Status { admin, json } => status::main(admin, json),
+        Command::Inspect {
+            file,
+            manifest,
+            json,
+        } => inspect::main(&file, manifest.as_deref(), json),
     }
 }

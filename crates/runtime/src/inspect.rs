@@ -82,3 +82,68 @@ pub fn interfaces(bytes: &[u8]) -> Result<Interfaces, wasmparser::BinaryReaderEr
     }
     Ok(out)
 }
+
+/// What would satisfy one import of a component on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// A WASI 0.2 interface wasmtime-wasi serves (sockets: hearth's virtual network).
+    Wasi(&'static str),
+    /// One of hearth's host interfaces, with its backends (the first is the default).
+    Host {
+        package: &'static str,
+        backends: &'static [&'static str],
+    },
+    /// A host-style interface (`wasi:*`) this host does not provide: deploy would fail.
+    NotProvided,
+    /// Not a host interface: a component of the same workload must export it.
+    Workload,
+}
+
+/// Who serves `import` on this host.
+pub fn provider(import: &str) -> Provider {
+    let package = hearth_interfaces::package_of(import);
+    if let Some((package, backends)) = hearth_interfaces::PACKAGES
+        .iter()
+        .find(|(p, _)| *p == package)
+    {
+        return Provider::Host {
+            package,
+            backends,
+        };
+    }
+    match package {
+        "wasi:sockets" => Provider::Wasi("hearth's virtual network (hearth-net)"),
+        "wasi:http" => Provider::Wasi("wasmtime-wasi-http; localhost goes to the service"),
+        p if crate::links::WASI_PACKAGES.contains(&p) => Provider::Wasi("wasmtime-wasi"),
+        p if p.starts_with("wasi:") => Provider::NotProvided,
+        _ => Provider::Workload,
+    }
+}
+
+/// Every host interface package this host serves.
+pub fn served_packages() -> Vec<&'static str> {
+    crate::links::served_packages()
+}
+
+/// The worlds a component was built against, from the `component-type:` custom sections
+/// that bindings generators embed (`ns:pkg/world`); empty when it carries none.
+pub fn worlds(bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let Ok(Payload::CustomSection(section)) = payload else {
+            continue;
+        };
+        // e.g. `component-type:wit-bindgen:0.61.1:hearth-test:iface-http:imports:encoded world`
+        let Some(rest) = section.name().strip_prefix("component-type:") else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.split(':').collect();
+        if let [.., ns, pkg, world, _encoded] = parts.as_slice() {
+            let name = format!("{ns}:{pkg}/{world}");
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}

@@ -17,7 +17,7 @@ pub(crate) fn is_host_interface(name: &str) -> bool {
 
 /// The WASI packages wasmtime-wasi and wasmtime-wasi-http serve (with `wasi:sockets` replaced
 /// by `hearth-net`); hearth-interfaces serves the rest.
-const WASI_PACKAGES: &[&str] = &[
+pub(crate) const WASI_PACKAGES: &[&str] = &[
     "wasi:cli",
     "wasi:clocks",
     "wasi:filesystem",
@@ -28,7 +28,7 @@ const WASI_PACKAGES: &[&str] = &[
 ];
 
 /// Every host interface package this host serves, for error messages.
-fn served_packages() -> Vec<&'static str> {
+pub(crate) fn served_packages() -> Vec<&'static str> {
     let mut all: Vec<&str> = WASI_PACKAGES.to_vec();
     all.extend(hearth_interfaces::PACKAGES.iter().map(|(p, _)| *p));
     all.sort_unstable();
@@ -328,6 +328,28 @@ mod rules {
             imports: imports.iter().map(|s| s.to_string()).collect(),
             exports: exports.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn an_import_no_host_interface_serves_is_refused_with_the_list() {
+        let w = workload();
+        let ok = ifaces(
+            &[
+                "wasi:http/outgoing-handler@0.2.6",
+                "wasi:keyvalue/store@0.2.0-draft",
+                "wasmcloud:messaging/consumer@0.2.0",
+            ],
+            &[],
+        );
+        assert!(check_host_imports(&w, "components[0]", &ok).is_ok());
+        let bad = ifaces(&["wasi:nn/graph@0.2.0", "wasi:io/poll@0.2.0"], &[]);
+        let err = resolve(&w, "components[0]", &bad, &[&bad], None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("spec.components[0].image: imports `wasi:nn/graph@0.2.0`, which this host does not provide; it provides wasi:blobstore, wasi:cli"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -2,8 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
+mod blobstore;
 mod config_logging;
 mod faults;
+mod inspect;
+mod keyvalue;
 mod links;
 mod manifests;
 mod messaging;

@@ -369,3 +369,81 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A response whose body is kept as bytes (for binary bodies).
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Hearth {
+    /// `method path` with `body` (sent with a `Content-Length`), the answer kept as bytes.
+    pub fn send(&self, method: &str, host: &str, path: &str, body: &[u8]) -> RawResponse {
+        send(self.http, method, host, path, body)
+    }
+}
+
+/// One request with a body over a fresh connection (`Connection: close`), read to the end.
+pub fn send(addr: SocketAddr, method: &str, host: &str, path: &str, body: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("malformed response: {:?}", String::from_utf8_lossy(&raw)));
+    let head = parse_response(&raw[..split + 4]);
+    let rest = &raw[split + 4..];
+    let chunked = head
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"));
+    RawResponse {
+        status: head.status,
+        headers: head.headers,
+        body: if chunked {
+            dechunk_bytes(rest)
+        } else {
+            rest.to_vec()
+        },
+    }
+}
+
+fn dechunk_bytes(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&s[..eol]).unwrap_or("0");
+        let n =
+            usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&s[eol + 2..eol + 2 + n]);
+        s = &s[eol + 2 + n + 2..];
+    }
+    out
+}

@@ -156,7 +156,7 @@ fn settings(d: Declared<'_>) -> Result<Settings, FieldError> {
         }
         _ => return Err(d.unknown_backend(BACKENDS)),
     };
-    let shared = config.strings("shared", "a container name")?;
+    let shared = config.strings("shared", "container names")?;
     config.finish(known)?;
     Ok(Settings { kind, shared })
 }
