@@ -16,15 +16,19 @@ struct WorkloadExports {
 }
 
 fn workload_exports(manifest: &Path) -> anyhow::Result<Vec<WorkloadExports>> {
-    let workloads =
-        hearth_manifest::load_files(&[manifest.to_path_buf()]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let workloads = hearth_manifest::load_files(&[manifest.to_path_buf()])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = Vec::new();
     for w in workloads {
         let mut components = Vec::new();
         for c in &w.spec.components {
-            let hearth_manifest::ImageRef::File(path) = c.image_ref(&w.source);
-            let bytes = std::fs::read(&path)
-                .with_context(|| format!("reading `{}` (component `{}`)", path.display(), c.name))?;
+            // Registry images are not pulled just to inspect a neighbour.
+            let hearth_manifest::ImageRef::File(path) = c.image_ref(&w.source) else {
+                continue;
+            };
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!("reading `{}` (component `{}`)", path.display(), c.name)
+            })?;
             let exports = inspect::interfaces(&bytes)
                 .map(|i| i.exports)
                 .unwrap_or_default();
@@ -80,7 +84,10 @@ fn describe(import: &str, workloads: &[WorkloadExports]) -> (String, bool) {
                 })
                 .collect();
             if by.is_empty() {
-                ("NOT EXPORTED by any component of the workload".into(), false)
+                (
+                    "NOT EXPORTED by any component of the workload".into(),
+                    false,
+                )
             } else {
                 (by.join(", "), true)
             }

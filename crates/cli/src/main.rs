@@ -1,16 +1,21 @@
-//! The `hearth` command: run workloads, validate manifests.
+//! The `hearth` command: run workloads, validate manifests, start and build projects, push
+//! and pull components.
 //!
 //! Owns argument parsing, logging set-up, process exit codes and signal handling. Everything
 //! else is delegated: manifests to `hearth-manifest`, instances to `hearth-runtime`, HTTP to
-//! `hearth-http`.
+//! `hearth-http`, registries to `hearth-oci`.
 
+mod build;
+mod dev;
 mod inspect;
 mod logging;
+mod new;
+mod oci;
 mod run;
 mod status;
 mod validate;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,6 +47,12 @@ enum Command {
         after_help = "Examples:\n  hearth run examples/hello/workload.yaml\n  hearth run --http 0.0.0.0:8080 --admin 127.0.0.1:9090 a.yaml b.yaml"
     )]
     Run(run::RunArgs),
+    /// Build, run and watch a workload: rebuild what changed and swap it in without dropping
+    /// the service or requests in flight; a failed build keeps the last good version serving.
+    #[command(
+        after_help = "Examples:\n  hearth dev                       # ./workload.yaml on http://127.0.0.1:8080/\n  hearth dev app/workload.yaml --http 127.0.0.1:3000"
+    )]
+    Dev(dev::DevArgs),
     /// Check manifests and the component files they name, without running anything.
     #[command(
         after_help = "Examples:\n  hearth validate examples/hello/workload.yaml\n\nExit status: 0 when valid, 2 when not."
@@ -51,11 +62,6 @@ enum Command {
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
     },
-    /// Show the workloads of a running host: components, routes, request counts, and each
-    /// service's state, restarts and last exit.
-    #[command(
-        after_help = "Examples:\n  hearth status\n  hearth status --admin 127.0.0.1:9090 --json"
-    )]
     /// Show what a Wasm file is and what it needs: kind, worlds, exports, and who would
     /// satisfy each import on this host.
     #[command(
@@ -71,6 +77,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the workloads of a running host: components, routes, request counts, and each
+    /// service's state, restarts and last exit.
+    #[command(
+        after_help = "Examples:\n  hearth status\n  hearth status --admin 127.0.0.1:9090 --json"
+    )]
     Status {
         /// The host's admin API address (`hearth run --admin`).
         #[arg(long, default_value = "127.0.0.1:9090", env = "HEARTH_ADMIN")]
@@ -79,12 +90,74 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start a project from a template: a Cargo workspace, its workload.yaml, a README and
+    /// tests, ready for `hearth build`.
+    #[command(
+        after_help = "Examples:\n  hearth new --list\n  hearth new http hello\n  hearth new cache my-cache --dir ~/src/my-cache\n\nTemplates: http, service, cron, cache.\nExit status: 0 when created, 2 for an unknown template, a bad NAME or a non-empty directory."
+    )]
+    New {
+        /// The template (`hearth new --list` shows them).
+        #[arg(required_unless_present = "list")]
+        template: Option<String>,
+        /// The workload's name, a DNS label (lowercase letters, digits, `-`); also the
+        /// directory's name unless --dir is given.
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// Write the project here instead of ./NAME (must be new or empty).
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
+        /// List the templates.
+        #[arg(long, conflicts_with_all = ["template", "name", "dir"])]
+        list: bool,
+    },
+    /// Build every component and service of a manifest for wasm32-wasip2: cargo in each
+    /// part's `build.path` (once per directory), or its `build.command`; then check each
+    /// `image` is a component.
+    #[command(
+        after_help = "Examples:\n  hearth build\n  hearth build examples/app/workload.yaml --part http --part service\n\nOutputs cargo writes elsewhere (CARGO_TARGET_DIR) are copied to the `image` path.\nExit status: 0 when built, 1 when a build failed, 2 for an invalid manifest or unknown --part."
+    )]
+    Build {
+        /// The workload manifest.
+        #[arg(default_value = "workload.yaml")]
+        manifest: PathBuf,
+        /// Build only this part: a component's name, or `service` (repeatable).
+        #[arg(long = "part", value_name = "NAME")]
+        parts: Vec<String>,
+    },
+    /// Push a component to an OCI registry (as an artifact with one `application/wasm`
+    /// layer) and print its digest.
+    #[command(
+        after_help = "Examples:\n  hearth push hello.wasm 127.0.0.1:5000/hello:v1\n  hearth push target/wasm32-wasip2/release/app.wasm ghcr.io/acme/app:1.2.0\n\nCredentials come from `hearth login` or ~/.docker/config.json. Plain HTTP is used for\nlocalhost and 127.0.0.0/8 registries, HTTPS otherwise.\nExit status: 0 when pushed, 1 when the push failed, 2 for a bad reference or a file that is\nnot a component."
+    )]
+    Push(oci::PushArgs),
+    /// Pull a component from an OCI registry into the local cache; print its digest and path.
+    #[command(
+        after_help = "Examples:\n  hearth pull 127.0.0.1:5000/hello:v1\n  hearth pull ghcr.io/acme/app@sha256:4f1c...\n\nThe cache is $XDG_CACHE_HOME/hearth/oci (default ~/.cache/hearth/oci), by digest; the\nlayer and the manifest are verified against their digests before anything is cached.\nExit status: 0 when pulled, 1 when the pull failed, 2 for a bad reference."
+    )]
+    Pull(oci::PullArgs),
+    /// Store credentials for a registry (checked against it first).
+    #[command(
+        after_help = "Examples:\n  echo \"$TOKEN\" | hearth login ghcr.io -u alice --password-stdin\n  hearth login 127.0.0.1:5000 -u admin -p secret\n\nCredentials are kept in $XDG_CONFIG_HOME/hearth/auth.json (default\n~/.config/hearth/auth.json, Docker's format, mode 0600); ~/.docker/config.json (or\n$DOCKER_CONFIG/config.json) is read too.\nExit status: 0 when stored, 1 when the registry refused them or cannot be reached, 2 for\nbad usage."
+    )]
+    Login(oci::LoginArgs),
+    /// Forget the credentials `hearth login` stored for a registry.
+    #[command(after_help = "Examples:\n  hearth logout ghcr.io\n  hearth logout 127.0.0.1:5000")]
+    Logout(oci::LogoutArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  hearth completions bash > ~/.local/share/bash-completion/completions/hearth\n  hearth completions zsh > \"${fpath[1]}/_hearth\"\n  hearth completions fish > ~/.config/fish/completions/hearth.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Dev(args) => dev::main(args),
         Command::Validate { manifests } => {
             logging::init(logging::LogFormat::Human);
             validate::main(&manifests)
@@ -95,5 +168,23 @@ fn main() -> ExitCode {
             manifest,
             json,
         } => inspect::main(&file, manifest.as_deref(), json),
+        Command::New { list: true, .. } => new::list(),
+        Command::New {
+            template: Some(template),
+            name: Some(name),
+            dir,
+            ..
+        } => new::main(&template, &name, dir.as_deref()),
+        // clap requires TEMPLATE and NAME without --list.
+        Command::New { .. } => ExitCode::from(EXIT_INVALID),
+        Command::Build { manifest, parts } => build::main(&manifest, &parts),
+        Command::Push(args) => oci::push(args),
+        Command::Pull(args) => oci::pull(args),
+        Command::Login(args) => oci::login(args),
+        Command::Logout(args) => oci::logout(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "hearth", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }

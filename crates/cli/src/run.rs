@@ -3,7 +3,7 @@
 
 use crate::logging::{self, LogFormat};
 use crate::{EXIT_FAILED, EXIT_INVALID};
-use hearth_http::{Ingress, Router, ServeOptions};
+use hearth_http::{Deployed, Ingress, ServeOptions};
 use hearth_runtime::{EngineOptions, Runtime};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -90,6 +90,11 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
         cache_dir,
         pooling: !args.no_pooling,
         publish_ip: args.publish_addr,
+        // Progress bars for image pulls, only with human logs (and only on a terminal).
+        oci: hearth_oci::OciOptions {
+            progress: args.log_format == LogFormat::Human,
+            ..hearth_oci::OciOptions::from_env()
+        },
         ..EngineOptions::default()
     })?);
 
@@ -107,14 +112,13 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     for w in &workloads {
         running.push(runtime.deploy(w).await?);
     }
-    let running = Arc::new(running);
-    let router = Arc::new(Router::new(&running));
+    let deployed = Arc::new(Deployed::new(running));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let http_addr = ingress
         .serve(
             args.http,
-            router,
+            Arc::clone(&deployed),
             stop_rx.clone(),
             ServeOptions {
                 drain_timeout: Duration::from_secs(args.drain_timeout),
@@ -135,7 +139,7 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
             };
             Some(tokio::spawn(hearth_http::serve_admin(
                 admin_listener,
-                Arc::clone(&running),
+                Arc::clone(&deployed),
                 stopped,
             )))
         }
@@ -145,7 +149,7 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     tracing::info!(
         addr = %http_addr,
         url = %format!("http://{http_addr}/"),
-        workloads = running.len(),
+        workloads = deployed.load().workloads.len(),
         workers = threads,
         pooling = runtime.engine().pooling(),
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -156,10 +160,9 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     let _ = stop_tx.send(true);
     // Drain requests first (they may still use services), then stop services, then end the
     // workers' runtimes.
-    let stopping = Arc::clone(&running);
     let drained = tokio::task::spawn_blocking(move || {
         let drained = ingress.wait_drained();
-        stopping.iter().for_each(|w| w.stop());
+        deployed.load().workloads.iter().for_each(|w| w.stop());
         ingress.close();
         drained
     })
@@ -172,7 +175,7 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -188,7 +191,7 @@ async fn shutdown_signal() {
     tracing::info!(signal = name, "shutting down");
 }
 
-fn default_cache_dir() -> PathBuf {
+pub(crate) fn default_cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))

@@ -1,4 +1,5 @@
-//! `hearth validate`: parse and check manifests and their component files.
+//! `hearth validate`: parse and check manifests and their component files, without network
+//! access (`oci://` images are checked from the pull cache, or skipped with a note).
 
 use crate::EXIT_INVALID;
 use std::path::PathBuf;
@@ -12,14 +13,20 @@ pub fn main(manifests: &[PathBuf]) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
+    // Offline: `oci://` images are checked when the pull cache has them and skipped (with a
+    // note) when not; `imagePullPolicy: Never` without a cached copy is an error.
+    let oci = hearth_oci::Oci::new(hearth_oci::OciOptions::from_env());
     let mut failed = false;
     for w in &workloads {
-        if let Err(errors) = hearth_runtime::check_files(w) {
-            for e in errors {
-                eprintln!("{e}");
-            }
-            failed = true;
+        let (images, mut errors, notes) = hearth_runtime::images::available(&oci, w);
+        errors.extend(hearth_runtime::check_available_files(w, &images));
+        for note in notes {
+            eprintln!("note: {note}");
         }
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        failed |= !errors.is_empty();
     }
     if failed {
         return ExitCode::from(EXIT_INVALID);

@@ -68,7 +68,7 @@ pub fn workload_status(workloads: &[Arc<RunningWorkload>]) -> Vec<WorkloadStatus
 /// Serves the admin API until `shutdown` resolves.
 pub async fn serve_admin(
     listener: TcpListener,
-    workloads: Arc<Vec<Arc<RunningWorkload>>>,
+    deployed: Arc<crate::Deployed>,
     shutdown: impl Future<Output = ()>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -84,10 +84,10 @@ pub async fn serve_admin(
             },
             () = &mut shutdown => return,
         };
-        let workloads = Arc::clone(&workloads);
+        let deployed = Arc::clone(&deployed);
         let service = service_fn(move |req| {
-            let workloads = Arc::clone(&workloads);
-            async move { Ok::<_, Infallible>(route(&workloads, &req)) }
+            let snapshot = deployed.load();
+            async move { Ok::<_, Infallible>(route(&snapshot.workloads, &req)) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)

@@ -11,5 +11,5 @@ mod router;
 mod server;
 
 pub use admin::{WorkloadStatus, serve_admin, workload_status};
-pub use router::Router;
+pub use router::{Deployed, Router, Snapshot};
 pub use server::{Ingress, ServeOptions, serve};

@@ -1,13 +1,59 @@
 //! Routing: `Host` (port ignored, case-insensitive) then the longest path prefix, matched on
 //! segment boundaries. Routes naming a host are tried before routes for any host.
 
+use arc_swap::ArcSwap;
 use hearth_manifest::RouteKey;
 use hearth_runtime::{ComponentRuntime, RunningWorkload};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The routing table of every running workload. Immutable: a new table replaces the old.
+/// What the host serves right now: the running workloads and their routing table. A reload
+/// (`hearth dev`) swaps in a new set as a whole; requests in flight keep the components they
+/// were routed to, so nothing they use goes away under them.
+pub struct Deployed {
+    current: ArcSwap<Snapshot>,
+}
+
+/// One consistent set of workloads and the routes built from them.
+pub struct Snapshot {
+    pub workloads: Vec<Arc<RunningWorkload>>,
+    pub router: Router,
+}
+
+impl Deployed {
+    pub fn new(workloads: Vec<Arc<RunningWorkload>>) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(Snapshot::new(workloads)),
+        }
+    }
+
+    /// The set being served now.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Serves `workloads` from now on; returns the set it replaces.
+    pub fn replace(&self, workloads: Vec<Arc<RunningWorkload>>) -> Arc<Snapshot> {
+        self.current.swap(Arc::new(Snapshot::new(workloads)))
+    }
+
+    /// The component serving `path` on `host`, as of now.
+    pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<Arc<ComponentRuntime>> {
+        self.current.load().router.lookup(host, path).cloned()
+    }
+}
+
+impl Snapshot {
+    fn new(workloads: Vec<Arc<RunningWorkload>>) -> Self {
+        Self {
+            router: Router::new(&workloads),
+            workloads,
+        }
+    }
+}
+
+/// The routing table of a set of running workloads. Immutable: a new table replaces the old.
 #[derive(Default)]
 pub struct Router {
     by_host: HashMap<String, Vec<Route>>,

@@ -5,7 +5,7 @@
 //! accepting and drains its in-flight requests within a bound.
 
 use crate::responses;
-use crate::router::Router;
+use crate::router::Deployed;
 use hearth_runtime::OutgoingBody;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -55,7 +55,7 @@ struct Worker {
 /// What a worker serves once told to.
 struct Job {
     listener: std::net::TcpListener,
-    router: Arc<Router>,
+    router: Arc<Deployed>,
     stop: watch::Receiver<bool>,
     options: ServeOptions,
 }
@@ -124,7 +124,7 @@ impl Ingress {
     pub fn serve(
         &mut self,
         addr: SocketAddr,
-        router: Arc<Router>,
+        router: Arc<Deployed>,
         stop: watch::Receiver<bool>,
         options: ServeOptions,
     ) -> std::io::Result<SocketAddr> {
@@ -208,7 +208,7 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
 /// Returns whether every connection finished within the drain timeout.
 pub async fn serve(
     listener: TcpListener,
-    router: Arc<Router>,
+    router: Arc<Deployed>,
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
 ) -> bool {
@@ -259,7 +259,7 @@ pub async fn serve(
     }
 }
 
-async fn handle(router: &Router, req: Request<Incoming>) -> Response<OutgoingBody> {
+async fn handle(router: &Deployed, req: Request<Incoming>) -> Response<OutgoingBody> {
     let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
         req.headers()
             .get(http::header::HOST)

@@ -3,18 +3,20 @@
 //! Owns the manifest's types ([`Workload`] and everything under it), reading YAML files with
 //! one or more documents, and validating them with errors that name the file, the field path
 //! (`spec.components[1].http.path`) and what was expected. It knows nothing about Wasm beyond
-//! file paths: checking that an image really is a component, and what it exports, belongs to
+//! file paths and the syntax of `oci://` references: checking that an image really is a component, and what it exports, belongs to
 //! the runtime.
 
 mod error;
+mod image;
 mod parse;
 mod types;
 mod validate;
 
 pub use error::{ManifestError, ManifestErrors};
+pub use image::{OCI_REFERENCE_SHAPE, OCI_SCHEME, OciReference, PullPolicy};
 pub use parse::{load_files, parse_str};
 pub use types::*;
-pub use validate::RouteKey;
+pub use validate::{RouteKey, dns_label};
 
 /// The only `apiVersion` this version of hearth understands.
 pub const API_VERSION: &str = "hearth.dev/v1alpha1";

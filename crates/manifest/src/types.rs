@@ -4,6 +4,7 @@
 //! resources one-to-one so the same file can later be applied to a cluster; [`Workload`] is the
 //! normalised form the rest of hearth consumes, whichever kind the document was.
 
+use crate::image::{OCI_SCHEME, OciReference, PullPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -188,8 +189,11 @@ pub const DEFAULT_SERVICE_MEMORY_MIB: u32 = 256;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceSpec {
-    /// Path of the `.wasm` file, relative to the manifest.
+    /// Path of the `.wasm` file, relative to the manifest, or an `oci://` reference.
     pub image: String,
+    /// When an `oci://` image is fetched from its registry (default `IfNotPresent`).
+    #[serde(default)]
+    pub image_pull_policy: Option<PullPolicy>,
     /// Environment variables the guest sees.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -211,6 +215,9 @@ pub struct ServiceSpec {
     /// Backends for the service alone, overriding the workload's `hostInterfaces`.
     #[serde(default)]
     pub host_interfaces: Vec<HostInterfaceSpec>,
+    /// How `hearth build` produces `image`; absent = `cargo` in the manifest's directory.
+    #[serde(default)]
+    pub build: Option<BuildSpec>,
 }
 
 /// One port of a service.
@@ -284,8 +291,11 @@ fn default_service_memory() -> u32 {
 pub struct ComponentSpec {
     /// Unique within the workload; a DNS label.
     pub name: String,
-    /// Path of the `.wasm` file, relative to the manifest.
+    /// Path of the `.wasm` file, relative to the manifest, or an `oci://` reference.
     pub image: String,
+    /// When an `oci://` image is fetched from its registry (default `IfNotPresent`).
+    #[serde(default)]
+    pub image_pull_policy: Option<PullPolicy>,
     /// Route HTTP requests to this component.
     #[serde(default)]
     pub http: Option<HttpRoute>,
@@ -308,6 +318,53 @@ pub struct ComponentSpec {
     /// `wasmcloud:messaging/handler` export, each on a fresh instance.
     #[serde(default)]
     pub subscriptions: Vec<String>,
+    /// How `hearth build` produces `image`; absent = `cargo` in the manifest's directory.
+    #[serde(default)]
+    pub build: Option<BuildSpec>,
+}
+
+/// `build`: how `hearth build` (and `hearth dev`) turn a part's sources into its `image`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildSpec {
+    /// The source directory, relative to the manifest; default `.`. Without `command` it must
+    /// hold a `Cargo.toml`, and `cargo build --release --target wasm32-wasip2` runs there.
+    #[serde(default = "current_dir")]
+    pub path: String,
+    /// A shell command (run with `sh -c` in `path`) that writes `image`, for languages other
+    /// than Rust.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Files, directories or globs (relative to the manifest) whose changes trigger a rebuild
+    /// in `hearth dev`; absent = everything under `path` except `target/`.
+    #[serde(default)]
+    pub watch: Option<Vec<String>>,
+}
+
+impl Default for BuildSpec {
+    fn default() -> Self {
+        Self {
+            path: current_dir(),
+            command: None,
+            watch: None,
+        }
+    }
+}
+
+fn current_dir() -> String {
+    ".".to_string()
+}
+
+impl BuildSpec {
+    /// `path` resolved against the directory of the manifest it came from.
+    pub fn dir(&self, source: &Source) -> PathBuf {
+        let path = Path::new(&self.path);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            source.base_dir().join(path)
+        }
+    }
 }
 
 /// Which HTTP requests reach a component.
@@ -366,23 +423,38 @@ fn default_concurrency() -> u32 {
 pub enum ImageRef {
     /// A local file, already resolved against the manifest's directory.
     File(PathBuf),
+    /// An artifact in an OCI registry (`image: oci://...`), fetched per `policy`.
+    Oci {
+        reference: OciReference,
+        policy: PullPolicy,
+    },
 }
 
 impl ComponentSpec {
     /// Resolves `image` against the directory of the manifest it came from.
     pub fn image_ref(&self, source: &Source) -> ImageRef {
-        resolve_image(&self.image, source)
+        resolve_image(&self.image, self.image_pull_policy, source)
     }
 }
 
 impl ServiceSpec {
     /// Resolves `image` against the directory of the manifest it came from.
     pub fn image_ref(&self, source: &Source) -> ImageRef {
-        resolve_image(&self.image, source)
+        resolve_image(&self.image, self.image_pull_policy, source)
     }
 }
 
-fn resolve_image(image: &str, source: &Source) -> ImageRef {
+/// An `oci://` value that does not parse (validation refuses those before anyone asks) is
+/// returned as a file path, so reading it fails naming the value.
+fn resolve_image(image: &str, policy: Option<PullPolicy>, source: &Source) -> ImageRef {
+    if image.starts_with(OCI_SCHEME)
+        && let Ok(reference) = OciReference::parse(image)
+    {
+        return ImageRef::Oci {
+            reference,
+            policy: policy.unwrap_or_default(),
+        };
+    }
     let path = Path::new(image);
     if path.is_absolute() {
         ImageRef::File(path.to_path_buf())

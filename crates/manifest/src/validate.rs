@@ -2,7 +2,8 @@
 //! documents and files. Every check reports the field path it is about.
 
 use crate::error::ManifestError;
-use crate::types::{ComponentSpec, ServiceSpec, Workload};
+use crate::image::{OCI_REFERENCE_SHAPE, OCI_SCHEME, OciReference, PullPolicy};
+use crate::types::{BuildSpec, ComponentSpec, ServiceSpec, Workload};
 use std::collections::HashMap;
 
 /// Largest memory limit a component may ask for.
@@ -124,20 +125,7 @@ fn check_component(
     at: &dyn Fn(&str) -> String,
     err: &mut dyn FnMut(String, String),
 ) {
-    if c.image.trim().is_empty() {
-        err(
-            at("image"),
-            "expected a path to a .wasm component, found an empty string".into(),
-        );
-    } else if c.image.contains("://") {
-        err(
-            at("image"),
-            format!(
-                "`{}`: expected a file path relative to the manifest (registry references are not supported yet)",
-                c.image
-            ),
-        );
-    }
+    check_image(&c.image, c.image_pull_policy, at, err);
     if let Some(route) = &c.http {
         if !route.path.starts_with('/') {
             err(
@@ -194,6 +182,74 @@ fn check_component(
             err(at(&format!("subscriptions[{i}]")), why);
         }
     }
+    if let Some(build) = &c.build {
+        check_build(build, at, err);
+    }
+}
+
+/// `build` is checked for shape only; whether `path` exists is for `hearth build` to say.
+fn check_build(b: &BuildSpec, at: &dyn Fn(&str) -> String, err: &mut dyn FnMut(String, String)) {
+    if b.path.trim().is_empty() {
+        err(
+            at("build.path"),
+            "expected a directory relative to the manifest, found an empty string".into(),
+        );
+    }
+    if b.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        err(
+            at("build.command"),
+            "expected a shell command, found an empty string (leave `command` out to build with cargo)"
+                .into(),
+        );
+    }
+    for (i, w) in b.watch.iter().flatten().enumerate() {
+        if w.trim().is_empty() {
+            err(
+                at(&format!("build.watch[{i}]")),
+                "expected a file, directory or glob relative to the manifest, found an empty string"
+                    .into(),
+            );
+        }
+    }
+}
+
+/// `image` is a file path or an `oci://` reference; `imagePullPolicy` only goes with the latter.
+fn check_image(
+    image: &str,
+    policy: Option<PullPolicy>,
+    at: &dyn Fn(&str) -> String,
+    err: &mut dyn FnMut(String, String),
+) {
+    let oci = image.starts_with(OCI_SCHEME);
+    if image.trim().is_empty() {
+        err(
+            at("image"),
+            format!(
+                "expected a path to a .wasm component or {OCI_REFERENCE_SHAPE}, found an empty string"
+            ),
+        );
+    } else if oci {
+        if let Err(why) = OciReference::parse(image) {
+            err(at("image"), why);
+        }
+    } else if image.contains("://") {
+        err(
+            at("image"),
+            format!(
+                "`{image}`: expected a file path relative to the manifest or {OCI_REFERENCE_SHAPE}"
+            ),
+        );
+    }
+    if let Some(policy) = policy
+        && !oci
+    {
+        err(
+            at("imagePullPolicy"),
+            format!(
+                "`{policy}` applies to `oci://` images only: expected no imagePullPolicy for the file `{image}`"
+            ),
+        );
+    }
 }
 
 /// A messaging subject or pattern: dot-separated non-empty tokens without spaces; `*` matches
@@ -219,20 +275,7 @@ fn check_service(
     at: &dyn Fn(&str) -> String,
     err: &mut dyn FnMut(String, String),
 ) {
-    if s.image.trim().is_empty() {
-        err(
-            at("image"),
-            "expected a path to a .wasm component, found an empty string".into(),
-        );
-    } else if s.image.contains("://") {
-        err(
-            at("image"),
-            format!(
-                "`{}`: expected a file path relative to the manifest (registry references are not supported yet)",
-                s.image
-            ),
-        );
-    }
+    check_image(&s.image, s.image_pull_policy, at, err);
     let mut ports: HashMap<u16, usize> = HashMap::new();
     for (i, p) in s.ports.iter().enumerate() {
         if p.port == 0 {
@@ -273,6 +316,9 @@ fn check_service(
                 "expected a variable name without `=` or NUL".into(),
             );
         }
+    }
+    if let Some(build) = &s.build {
+        check_build(build, at, err);
     }
 }
 
@@ -346,7 +392,8 @@ pub(crate) fn across(workloads: &[Workload]) -> Vec<ManifestError> {
 }
 
 /// A Kubernetes-style DNS label: 1-63 of `a-z`, `0-9`, `-`, not starting or ending with `-`.
-fn dns_label(name: &str) -> Result<(), String> {
+/// The rule for workload and component names; `Err` says what was expected.
+pub fn dns_label(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name

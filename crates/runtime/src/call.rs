@@ -11,6 +11,28 @@ use std::time::{Duration, Instant};
 use wasmtime::Trap;
 use wasmtime::component::{Linker, Val};
 
+/// Where linked calls to a component go. `hearth dev` points it at the new version of the
+/// component on reload, so a service that keeps running calls the new code.
+pub(crate) struct Callee {
+    current: arc_swap::ArcSwap<ComponentRuntime>,
+}
+
+impl Callee {
+    pub(crate) fn new(component: &Arc<ComponentRuntime>) -> Arc<Self> {
+        Arc::new(Self {
+            current: arc_swap::ArcSwap::new(Arc::clone(component)),
+        })
+    }
+
+    pub(crate) fn get(&self) -> Arc<ComponentRuntime> {
+        self.current.load_full()
+    }
+
+    pub(crate) fn set(&self, component: &Arc<ComponentRuntime>) {
+        self.current.store(Arc::clone(component));
+    }
+}
+
 impl ComponentRuntime {
     /// Calls `interface`.`func` on a fresh instance with `params`, filling `results`.
     pub async fn call_export(
@@ -107,7 +129,7 @@ pub(crate) fn link_export(
     component: &wasmtime::component::Component,
     export: &str,
     import: &str,
-    callee: &Arc<ComponentRuntime>,
+    callee: &Arc<Callee>,
 ) -> wasmtime::Result<()> {
     use wasmtime::component::types::ComponentItem;
     let ty = component.component_type();
@@ -142,7 +164,7 @@ pub(crate) fn link_export(
         let interface = export.to_string();
         let func_name = name.to_string();
         inst.func_new_async(name, move |_store, _ty, params, results| {
-            let callee = Arc::clone(&callee);
+            let callee = callee.get();
             let interface = interface.clone();
             let func_name = func_name.clone();
             Box::new(async move {

@@ -3,12 +3,14 @@
 
 use crate::Runtime;
 use crate::cache::CacheOutcome;
+use crate::call::Callee;
 use crate::gate::Gate;
+use crate::images::{LocalImage, LocalImages};
 use crate::inspect::{self, CLI_RUN, HTTP_HANDLER, Interfaces, MESSAGE_HANDLER, WasmKind};
 use crate::links;
 use crate::service::ServiceRuntime;
 use crate::state::{InvocationState, StateTemplate};
-use hearth_manifest::{HttpRoute, ImageRef, Limits, ManifestError, Workload};
+use hearth_manifest::{HttpRoute, Limits, ManifestError, Workload};
 use hearth_net::{EgressPolicy, Network};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -51,14 +53,22 @@ pub struct RunningWorkload {
     pub network: Arc<Network>,
     /// The tasks delivering messages to its subscribed components.
     subscriptions: Vec<tokio::task::AbortHandle>,
+    /// Where linked calls to each component (by name) go; carried over by a reload that keeps
+    /// the service, so the service's links reach the new versions.
+    callees: Vec<(Arc<str>, Arc<Callee>)>,
 }
 
 impl RunningWorkload {
-    /// Stops the service (if any) and waits for its supervisor to finish.
-    pub fn stop(&self) {
+    /// Stops delivering messages to its components (they are being replaced).
+    pub fn stop_subscriptions(&self) {
         for task in &self.subscriptions {
             task.abort();
         }
+    }
+
+    /// Stops the service (if any) and waits for its supervisor to finish.
+    pub fn stop(&self) {
+        self.stop_subscriptions();
         if let Some(service) = &self.service {
             service.stop();
         }
@@ -135,9 +145,54 @@ pub struct StatsSnapshot {
 }
 
 /// Checks every file of `workload` without compiling: it exists, it is a component, and it
-/// exports what its role needs; and every `allowedHosts` list parses. Returns the bytes and
-/// interfaces of each file.
-pub fn check_files(workload: &Workload) -> Result<CheckedFiles, Vec<DeployError>> {
+/// exports what its role needs; and every `allowedHosts` list parses. `images` has each part's
+/// local file ([`crate::images`]). Returns the bytes and interfaces of each file.
+pub fn check_files(
+    workload: &Workload,
+    images: &LocalImages,
+) -> Result<CheckedFiles, Vec<DeployError>> {
+    let (checked, service, mut errors) = check_parts(workload, images);
+    let parts = workload
+        .spec
+        .components
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("components[{i}]"))
+        .chain(workload.spec.service.iter().map(|_| "service".to_string()));
+    for at in parts {
+        if images.get(&at).is_none() {
+            errors.push(DeployError::at(
+                workload,
+                workload.source.field(&format!("{at}.image")),
+                "the image was not resolved to a local file".into(),
+            ));
+        }
+    }
+    let components: Vec<(Vec<u8>, Interfaces)> = checked.into_iter().flatten().collect();
+    if errors.is_empty() {
+        Ok(CheckedFiles {
+            components,
+            service,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// [`check_files`] for `hearth validate` without network: parts missing from `images` (an
+/// `oci://` image not in the cache) are skipped; everything else is checked.
+pub fn check_available_files(workload: &Workload, images: &LocalImages) -> Vec<DeployError> {
+    check_parts(workload, images).2
+}
+
+/// One component's bytes and interfaces.
+type Checked = (Vec<u8>, Interfaces);
+
+/// The checks of [`check_files`]; a part without a local file, or whose file failed, is `None`.
+fn check_parts(
+    workload: &Workload,
+    images: &LocalImages,
+) -> (Vec<Option<Checked>>, Option<Checked>, Vec<DeployError>) {
     let mut components = Vec::new();
     let mut errors = Vec::new();
     for (i, c) in workload.spec.components.iter().enumerate() {
@@ -146,13 +201,12 @@ pub fn check_files(workload: &Workload) -> Result<CheckedFiles, Vec<DeployError>
         } else {
             Role::Component
         };
-        match check_file(
-            workload,
-            &format!("components[{i}]"),
-            c.image_ref(&workload.source),
-            role,
-        ) {
-            Ok(v) => {
+        let at = format!("components[{i}]");
+        match images
+            .get(&at)
+            .map(|image| check_file(workload, &at, image, role))
+        {
+            Some(Ok(v)) => {
                 if !c.subscriptions.is_empty() && v.1.export(MESSAGE_HANDLER).is_none() {
                     errors.push(DeployError::at(
                         workload,
@@ -162,24 +216,27 @@ pub fn check_files(workload: &Workload) -> Result<CheckedFiles, Vec<DeployError>
                         ),
                     ));
                 }
-                components.push(v);
+                components.push(Some(v));
             }
-            Err(e) => errors.push(e),
+            Some(Err(e)) => {
+                errors.push(e);
+                components.push(None);
+            }
+            None => components.push(None),
         }
-        if let Err(e) = policy(workload, &format!("components[{i}]"), &c.allowed_hosts) {
+        if let Err(e) = policy(workload, &at, &c.allowed_hosts) {
             errors.push(e);
         }
     }
     let mut service = None;
     if let Some(s) = &workload.spec.service {
-        match check_file(
-            workload,
-            "service",
-            s.image_ref(&workload.source),
-            Role::Service,
-        ) {
-            Ok(v) => service = Some(v),
-            Err(e) => errors.push(e),
+        match images
+            .get("service")
+            .map(|image| check_file(workload, "service", image, Role::Service))
+        {
+            Some(Ok(v)) => service = Some(v),
+            Some(Err(e)) => errors.push(e),
+            None => {}
         }
         if let Err(e) = policy(workload, "service", &s.allowed_hosts) {
             errors.push(e);
@@ -188,14 +245,7 @@ pub fn check_files(workload: &Workload) -> Result<CheckedFiles, Vec<DeployError>
     for e in hearth_interfaces::Interfaces::check(workload) {
         errors.push(interface_error(workload, e));
     }
-    if errors.is_empty() {
-        Ok(CheckedFiles {
-            components,
-            service,
-        })
-    } else {
-        Err(errors)
-    }
+    (components, service, errors)
 }
 
 /// The bytes and interfaces of every file of a workload, once checked.
@@ -239,18 +289,18 @@ fn policy(
 fn check_file(
     workload: &Workload,
     at: &str,
-    image: ImageRef,
+    image: &LocalImage,
     role: Role,
 ) -> Result<(Vec<u8>, Interfaces), DeployError> {
     let field = |f: &str| workload.source.field(&format!("{at}.{f}"));
-    let ImageRef::File(path) = image;
-    let bytes = std::fs::read(&path).map_err(|e| {
+    let bytes = std::fs::read(&image.path).map_err(|e| {
         DeployError::at(
             workload,
             field("image"),
-            format!("cannot read `{}`: {e}", path.display()),
+            format!("cannot read `{}`: {e}", image.path.display()),
         )
     })?;
+    let path = &image.label;
     match inspect::kind(&bytes) {
         WasmKind::Component => {}
         WasmKind::CoreModule => {
@@ -259,7 +309,7 @@ fn check_file(
                 field("image"),
                 format!(
                     "`{}` is a core WebAssembly module, not a component: expected a component (build for the `wasm32-wasip2` target)",
-                    path.display()
+                    path
                 ),
             ));
         }
@@ -269,7 +319,7 @@ fn check_file(
                 field("image"),
                 format!(
                     "`{}` is not a WebAssembly file: expected a component built for `wasm32-wasip2`",
-                    path.display()
+                    path
                 ),
             ));
         }
@@ -278,7 +328,7 @@ fn check_file(
         DeployError::at(
             workload,
             field("image"),
-            format!("`{}` is not a valid component: {e}", path.display()),
+            format!("`{}` is not a valid component: {e}", path),
         )
     })?;
     let exports = || {
@@ -295,7 +345,7 @@ fn check_file(
                 field("http"),
                 format!(
                     "`{}` does not export `{HTTP_HANDLER}`, which a component with an `http` route must (it exports {})",
-                    path.display(),
+                    path,
                     exports()
                 ),
             ));
@@ -306,7 +356,7 @@ fn check_file(
                 field("image"),
                 format!(
                     "`{}` does not export `{CLI_RUN}`, which a service must (it exports {}); build the service as a binary for `wasm32-wasip2`",
-                    path.display(),
+                    path,
                     exports()
                 ),
             ));
@@ -316,17 +366,26 @@ fn check_file(
     Ok((bytes, interfaces))
 }
 
+/// Deploys `workload`. With `previous`, its network and running service are kept (the service
+/// is not restarted, and its links follow the new components); only the components are new.
 pub(crate) async fn deploy(
     rt: &Arc<Runtime>,
     workload: &Workload,
+    previous: Option<&RunningWorkload>,
 ) -> Result<Arc<RunningWorkload>, DeployError> {
-    let files = check_files(workload).map_err(|mut errors| errors.remove(0))?;
+    let images = crate::images::resolve(&rt.oci, workload)
+        .await
+        .map_err(|mut errors| errors.remove(0))?;
+    let files = check_files(workload, &images).map_err(|mut errors| errors.remove(0))?;
     let name: Arc<str> = workload.name.as_str().into();
     let service_policy = match &workload.spec.service {
         Some(s) => policy(workload, "service", &s.allowed_hosts)?,
         None => Arc::new(EgressPolicy::deny_all()),
     };
-    let network = Network::new(&workload.name, (*service_policy).clone());
+    let network = match previous {
+        Some(p) => Arc::clone(&p.network),
+        None => Network::new(&workload.name, (*service_policy).clone()),
+    };
     let bound = rt
         .interfaces
         .configure(workload)
@@ -361,6 +420,7 @@ pub(crate) async fn deploy(
     let order = links::build_order(workload, &component_links)?;
 
     let mut built: Vec<Option<Arc<ComponentRuntime>>> = vec![None; compiled.len()];
+    let mut callees: Vec<Option<Arc<Callee>>> = vec![None; compiled.len()];
     for i in order {
         let spec = &workload.spec.components[i];
         let (component, _) = &compiled[i];
@@ -372,7 +432,7 @@ pub(crate) async fn deploy(
             &field("image"),
             &component_links[i],
             &compiled,
-            &built,
+            &callees,
         )?;
         let pre = linker.instantiate_pre(component).map_err(|e| {
             DeployError::at(
@@ -392,7 +452,7 @@ pub(crate) async fn deploy(
             None => None,
         };
         let component_name: Arc<str> = spec.name.as_str().into();
-        built[i] = Some(Arc::new(ComponentRuntime {
+        let runtime = Arc::new(ComponentRuntime {
             workload: name.clone(),
             name: component_name.clone(),
             route: spec.http.clone(),
@@ -414,25 +474,31 @@ pub(crate) async fn deploy(
                 MAX_QUEUE_WAIT.min(Duration::from_millis(spec.limits.timeout_ms)),
             ),
             stats: ComponentStats::default(),
-        }));
+        });
+        callees[i] = Some(Callee::new(&runtime));
+        built[i] = Some(runtime);
     }
     let components: Vec<Arc<ComponentRuntime>> = built.iter().flatten().cloned().collect();
+    let kept_service = previous.and_then(|p| {
+        p.service
+            .as_ref()
+            .filter(|_| workload.spec.service.is_some())
+    });
 
     let service = match (&workload.spec.service, files.service) {
+        (Some(_), Some(_)) if kept_service.is_some() => kept_service.cloned(),
         (Some(spec), Some((bytes, interfaces))) => {
             let component = compile(rt, workload, "service", "service", bytes).await?;
             let field = |f: &str| workload.source.field(&format!("service.{f}"));
             let service_links =
                 links::resolve(workload, "service", &interfaces, &exports, None, true)?;
-            let built: Vec<Option<Arc<ComponentRuntime>>> =
-                components.iter().cloned().map(Some).collect();
             let linker = linker_with(
                 rt,
                 workload,
                 &field("image"),
                 &service_links,
                 &compiled,
-                &built,
+                &callees,
             )?;
             let pre = linker.instantiate_pre(&component).map_err(|e| {
                 DeployError::at(
@@ -504,12 +570,27 @@ pub(crate) async fn deploy(
     let subscriptions = match subscribe(rt, workload, &components, &bound).await {
         Ok(tasks) => tasks,
         Err(e) => {
-            if let Some(service) = &service {
+            if let Some(service) = service.as_ref().filter(|_| kept_service.is_none()) {
                 service.stop();
             }
             return Err(e);
         }
     };
+    // Deployed: a kept service's links now go to the new components.
+    let callees = components
+        .iter()
+        .map(|c| {
+            let kept = previous.and_then(|p| p.callees.iter().find(|(n, _)| *n == c.name));
+            let slot = match kept {
+                Some((_, slot)) => {
+                    slot.set(c);
+                    Arc::clone(slot)
+                }
+                None => Callee::new(c),
+            };
+            (Arc::clone(&c.name), slot)
+        })
+        .collect();
 
     Ok(Arc::new(RunningWorkload {
         name,
@@ -518,6 +599,7 @@ pub(crate) async fn deploy(
         service,
         network,
         subscriptions,
+        callees,
     }))
 }
 
@@ -537,16 +619,15 @@ async fn subscribe(
             continue;
         }
         let field = |f: &str| workload.source.field(&format!("components[{i}].{f}"));
-        let handler = hearth_interfaces::bindings::handler::MessagingHandlerPre::new(
-            component.pre.clone(),
-        )
-        .map_err(|e| {
-            DeployError::at(
-                workload,
-                field("subscriptions"),
-                format!("the component is not a `{MESSAGE_HANDLER}`: {e:#}"),
-            )
-        })?;
+        let handler =
+            hearth_interfaces::bindings::handler::MessagingHandlerPre::new(component.pre.clone())
+                .map_err(|e| {
+                DeployError::at(
+                    workload,
+                    field("subscriptions"),
+                    format!("the component is not a `{MESSAGE_HANDLER}`: {e:#}"),
+                )
+            })?;
         for (j, pattern) in spec.subscriptions.iter().enumerate() {
             let subscription =
                 hearth_interfaces::messaging::subscribe(&bound.components[i], pattern)
@@ -574,12 +655,12 @@ fn linker_with(
     field: &str,
     links: &[links::Link],
     compiled: &[(wasmtime::component::Component, Interfaces)],
-    built: &[Option<Arc<ComponentRuntime>>],
+    callees: &[Option<Arc<Callee>>],
 ) -> Result<wasmtime::component::Linker<InvocationState>, DeployError> {
     let mut linker = rt.linker.clone();
     for link in links {
         let (Some((component, _)), Some(Some(callee))) =
-            (compiled.get(link.provider), built.get(link.provider))
+            (compiled.get(link.provider), callees.get(link.provider))
         else {
             return Err(DeployError::at(
                 workload,
@@ -602,7 +683,7 @@ fn linker_with(
                 format!("cannot link `{}`: {e:#}", link.import),
             )
         })?;
-        tracing::info!(workload = %workload.name, import = %link.import, component = %callee.name, "import linked to component");
+        tracing::info!(workload = %workload.name, import = %link.import, component = %callee.get().name, "import linked to component");
     }
     Ok(linker)
 }

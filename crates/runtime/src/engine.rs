@@ -23,6 +23,8 @@ pub struct EngineOptions {
     pub max_memory_mib: u32,
     /// The host address published service ports listen on.
     pub publish_ip: std::net::IpAddr,
+    /// Where pulled `oci://` images are cached, credentials, progress bars.
+    pub oci: hearth_oci::OciOptions,
 }
 
 impl Default for EngineOptions {
@@ -33,6 +35,7 @@ impl Default for EngineOptions {
             max_instances: 1000,
             max_memory_mib: 4096,
             publish_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            oci: hearth_oci::OciOptions::from_env(),
         }
     }
 }

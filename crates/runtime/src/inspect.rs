@@ -106,10 +106,7 @@ pub fn provider(import: &str) -> Provider {
         .iter()
         .find(|(p, _)| *p == package)
     {
-        return Provider::Host {
-            package,
-            backends,
-        };
+        return Provider::Host { package, backends };
     }
     match package {
         "wasi:sockets" => Provider::Wasi("hearth's virtual network (hearth-net)"),

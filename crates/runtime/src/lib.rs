@@ -1,6 +1,7 @@
 //! hearth's runtime: turns manifests into running, invocable workloads.
 //!
 //! Owns the wasmtime engine (pooling allocator, epoch ticker), the on-disk compile cache,
+//! resolving each part's image to a local file (pulling `oci://` images through `hearth-oci`),
 //! checking what a component file is and exports, pre-instantiation, the per-component
 //! concurrency gate, and invoking a fresh instance per request with its deadline and memory
 //! limit, and supervising services. It does not own sockets (`hearth-net`) or HTTP serving
@@ -12,6 +13,7 @@ mod deploy;
 mod engine;
 mod gate;
 mod guest_log;
+pub mod images;
 pub mod inspect;
 mod invoke;
 mod links;
@@ -22,7 +24,8 @@ mod state;
 
 pub use cache::CompileCache;
 pub use deploy::{
-    ComponentRuntime, ComponentStats, DeployError, RunningWorkload, StatsSnapshot, check_files,
+    ComponentRuntime, ComponentStats, DeployError, RunningWorkload, StatsSnapshot,
+    check_available_files, check_files,
 };
 pub use engine::{EngineOptions, HostEngine};
 pub use gate::{Gate, Permit};
@@ -40,6 +43,8 @@ pub struct Runtime {
     linker: wasmtime::component::Linker<InvocationState>,
     interfaces: hearth_interfaces::Interfaces,
     publish_ip: std::net::IpAddr,
+    /// Pulls `oci://` images (and caches them) before a deploy reads them.
+    oci: hearth_oci::Oci,
     /// Where services run; `None` gives each its own thread.
     service_place: std::sync::Mutex<Option<tokio::runtime::Handle>>,
 }
@@ -61,6 +66,7 @@ impl Runtime {
         Ok(Self {
             interfaces: hearth_interfaces::Interfaces::new(),
             publish_ip: options.publish_ip,
+            oci: hearth_oci::Oci::new(options.oci.clone()),
             service_place: std::sync::Mutex::new(None),
             engine,
             cache,
@@ -85,6 +91,11 @@ impl Runtime {
             .clone()
     }
 
+    /// The OCI client that pulls `oci://` images.
+    pub fn oci(&self) -> &hearth_oci::Oci {
+        &self.oci
+    }
+
     /// The engine, for callers that need its configuration.
     pub fn engine(&self) -> &HostEngine {
         &self.engine
@@ -96,6 +107,17 @@ impl Runtime {
         self: &Arc<Self>,
         workload: &Workload,
     ) -> Result<Arc<RunningWorkload>, DeployError> {
-        deploy::deploy(self, workload).await
+        deploy::deploy(self, workload, None).await
+    }
+
+    /// Deploys a new version of `workload` next to `previous`, keeping `previous`'s network
+    /// and running service (not restarted; its calls into components reach the new ones).
+    /// The caller swaps the result in and drops `previous` once its requests are done.
+    pub async fn redeploy_keeping_service(
+        self: &Arc<Self>,
+        workload: &Workload,
+        previous: &RunningWorkload,
+    ) -> Result<Arc<RunningWorkload>, DeployError> {
+        deploy::deploy(self, workload, Some(previous)).await
     }
 }

@@ -39,6 +39,8 @@ pub(crate) struct StateTemplate {
 }
 
 impl StateTemplate {
+    // One call site per role (component, service); a builder would only rename the arguments.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         workload: &Arc<str>,
         component: Arc<str>,

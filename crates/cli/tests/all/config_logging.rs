@@ -58,7 +58,9 @@ fn a_missing_reference_fails_the_deploy_naming_the_key() {
     let (code, _, err) = hearth_cmd(&["validate", m.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("spec.components[0].config.db: `${vault:x}`: expected `${env:NAME}` or `${file:path}`"),
+        err.contains(
+            "spec.components[0].config.db: `${vault:x}`: expected `${env:NAME}` or `${file:path}`"
+        ),
         "{err}"
     );
 }
@@ -84,7 +86,9 @@ fn unknown_interfaces_and_backends_are_named() {
         "{err}"
     );
     assert!(
-        err.contains("spec.hostInterfaces[2].config.level: unknown key: this backend takes no settings"),
+        err.contains(
+            "spec.hostInterfaces[2].config.level: unknown key: this backend takes no settings"
+        ),
         "{err}"
     );
 }
@@ -101,12 +105,18 @@ fn guest_log_records_carry_workload_component_context_and_level() {
             &[&format!("record at {level}"), "\"target\":\"guest\""],
             Duration::from_secs(5),
         );
-        assert!(line.contains(&format!("\"level\":\"{expected}\"")), "{line}");
+        assert!(
+            line.contains(&format!("\"level\":\"{expected}\"")),
+            "{line}"
+        );
         assert!(line.contains("\"workload\":\"conf\""), "{line}");
         assert!(line.contains("\"component\":\"api\""), "{line}");
         assert!(line.contains("\"context\":\"iface-http\""), "{line}");
     }
     host.get("any", "/log/critical?msg=on+fire");
     let line = host.wait_for_log(&["on fire"], Duration::from_secs(5));
-    assert!(line.contains("\"level\":\"ERROR\"") && line.contains("\"critical\":true"), "{line}");
+    assert!(
+        line.contains("\"level\":\"ERROR\"") && line.contains("\"critical\":true"),
+        "{line}"
+    );
 }

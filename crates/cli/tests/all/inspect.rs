@@ -26,7 +26,10 @@ fn inspect_names_the_kind_and_who_serves_each_import() {
 
     let (code, out, _) = hearth_cmd(&["inspect", &wasm("cron_service")]);
     assert_eq!(code, 0);
-    assert!(out.contains("kind:     service (exports wasi:cli/run"), "{out}");
+    assert!(
+        out.contains("kind:     service (exports wasi:cli/run"),
+        "{out}"
+    );
     assert!(
         out.contains("wasmcloud:example/cron@0.0.1")
             && out.contains("a component of the workload that exports it"),
@@ -76,7 +79,8 @@ fn inspect_resolves_workload_imports_against_a_manifest_and_reports_json() {
     ]);
     assert_eq!(code, 1);
     assert!(
-        out.contains("wasmcloud:example/cron@0.0.1") && out.contains("NOT EXPORTED by any component of the workload"),
+        out.contains("wasmcloud:example/cron@0.0.1")
+            && out.contains("NOT EXPORTED by any component of the workload"),
         "{out}"
     );
 }
@@ -87,7 +91,10 @@ fn inspect_says_neither_for_a_file_that_is_not_a_component() {
     let f = dir.write("x.wasm", "definitely not wasm");
     let (code, out, _) = hearth_cmd(&["inspect", f.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(out.contains("kind:     neither: not a WebAssembly file"), "{out}");
+    assert!(
+        out.contains("kind:     neither: not a WebAssembly file"),
+        "{out}"
+    );
     let core = dir.write("core.wasm", [0, b'a', b's', b'm', 1, 0, 0, 0]);
     let (code, out, _) = hearth_cmd(&["inspect", core.to_str().unwrap()]);
     assert_eq!(code, 1);

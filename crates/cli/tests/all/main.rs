@@ -4,12 +4,15 @@
 
 mod blobstore;
 mod config_logging;
+mod dev;
 mod faults;
 mod inspect;
 mod keyvalue;
 mod links;
 mod manifests;
 mod messaging;
+mod new;
+mod oci;
 mod routing;
 mod servers;
 mod services;

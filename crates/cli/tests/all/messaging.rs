@@ -81,7 +81,11 @@ fn memory_broker_request_reply_reaches_a_fresh_handler() {
     // Nobody subscribed: an error value, not a hang.
     let resp = host.get("msg.test", "/request/nobody.here?timeout=300");
     assert_eq!(resp.status, 502);
-    assert!(resp.body.contains("no responders on `nobody.here`"), "{}", resp.body);
+    assert!(
+        resp.body.contains("no responders on `nobody.here`"),
+        "{}",
+        resp.body
+    );
 
     // A handler that returns Err or traps never replies: the requester times out, the
     // host keeps serving, and the failures are counted.
@@ -99,8 +103,14 @@ fn memory_broker_request_reply_reaches_a_fresh_handler() {
         .find(|c| c["name"] == "handler")
         .unwrap()
         .clone();
-    assert!(handler["stats"]["requests"].as_u64().unwrap() >= 3, "{handler}");
-    assert!(handler["stats"]["failed"].as_u64().unwrap() >= 2, "{handler}");
+    assert!(
+        handler["stats"]["requests"].as_u64().unwrap() >= 3,
+        "{handler}"
+    );
+    assert!(
+        handler["stats"]["failed"].as_u64().unwrap() >= 2,
+        "{handler}"
+    );
 
     // Many requests at once all get their own reply.
     let replies: Vec<String> = std::thread::scope(|s| {
@@ -173,7 +183,10 @@ impl Probe {
     }
 
     fn publish(&mut self, subject: &str, reply: &str, body: &str) {
-        self.send(&format!("PUB {subject} {reply} {}\r\n{body}\r\n", body.len()));
+        self.send(&format!(
+            "PUB {subject} {reply} {}\r\n{body}\r\n",
+            body.len()
+        ));
     }
 
     /// The next message: (subject, body).
@@ -229,7 +242,13 @@ fn nats_carries_publish_request_and_subscriptions_and_survives_an_outage() {
     // NATS goes away: the guest gets the error value, the host serves other routes.
     drop(probe);
     nats.kill();
-    let body = eventually(&host, "nats.test", "/publish/greet.x", 502, Duration::from_secs(10));
+    let body = eventually(
+        &host,
+        "nats.test",
+        "/publish/greet.x",
+        502,
+        Duration::from_secs(10),
+    );
     assert!(body.contains("not connected"), "{body}");
     assert_eq!(host.get("nats.test", "/hello").status, 200);
 

@@ -489,4 +489,51 @@ mod tests {
         assert!(file_name("object", &"x".repeat(255)).is_ok());
         assert!(file_name("object", &"/".repeat(86)).is_err());
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stray_files_are_not_objects_and_leftovers_are_swept() {
+        let root = std::env::temp_dir().join(format!("hearth-blob-fs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let store = FsBlobs::open(root.clone(), "w", "_shared").await.unwrap();
+        let c = ContainerKey {
+            scope: "w".into(),
+            name: "c/1".into(),
+        };
+        store.create_container(&c).await.unwrap();
+        store
+            .write_object(&c, "a", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        let dir = root.join("w/c%2F1");
+        let old = dir.join(".tmp-old");
+        fs::write(&old, b"half").unwrap();
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(SystemTime::now() - 2 * STALE)
+            .unwrap();
+        fs::write(dir.join(".tmp-new"), b"in flight").unwrap();
+        fs::write(dir.join("%zz"), b"not ours").unwrap();
+        assert_eq!(store.list_objects(&c).await.unwrap(), ["a"]);
+        store.clear(&c).await.unwrap();
+        assert_eq!(store.list_objects(&c).await.unwrap(), Vec::<String>::new());
+        assert!(
+            dir.join("%zz").exists(),
+            "a file this backend did not write is left alone"
+        );
+
+        // Without its `.created` record a container is as old as its directory.
+        let recorded = store.container_created_at(&c).await.unwrap();
+        fs::remove_file(dir.join(CREATED)).unwrap();
+        assert!(store.container_created_at(&c).await.unwrap() >= recorded);
+
+        // Reopening sweeps renamed-away containers and old temporaries, not fresh ones.
+        fs::create_dir_all(root.join("w/.trash-1/x")).unwrap();
+        FsBlobs::open(root.clone(), "w", "_shared").await.unwrap();
+        assert!(!root.join("w/.trash-1").exists());
+        assert!(!old.exists());
+        assert!(dir.join(".tmp-new").exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

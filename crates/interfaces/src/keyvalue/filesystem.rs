@@ -1,5 +1,6 @@
 //! The `filesystem` key-value backend (`config: {path: DIR}`): one file per key, durable
-//! across crashes of the host and of the machine.
+//! across crashes of the host and of the machine. `DIR` is created at deploy (a relative path
+//! is relative to hearth's working directory); one that cannot be written fails the deploy.
 //!
 //! Layout: `DIR/{scope}/{bucket}/{key}`, where `scope` is the workload name or `_shared`, and
 //! the bucket and key names are percent-encoded: letters, digits and `-_.:@+=,` stay as they

@@ -256,10 +256,69 @@ fn yaml_syntax_error_and_non_mapping() {
 }
 
 #[test]
-fn registry_references_are_refused_for_now() {
-    let msg = one_error(&GOOD.replace("./hello.wasm", "oci://ghcr.io/x/y:1"));
+fn oci_references_parse_with_their_pull_policy() {
+    let w = parse(&GOOD.replace(
+        "./hello.wasm",
+        "oci://127.0.0.1:5000/acme/hello:v1\n      imagePullPolicy: Always",
+    ))
+    .unwrap();
+    assert_eq!(
+        w[0].spec.components[0].image_ref(&w[0].source),
+        hearth_manifest::ImageRef::Oci {
+            reference: hearth_manifest::OciReference::parse("127.0.0.1:5000/acme/hello:v1")
+                .unwrap(),
+            policy: hearth_manifest::PullPolicy::Always,
+        }
+    );
+    let w = parse(&GOOD.replace("./hello.wasm", "oci://ghcr.io/x/y")).unwrap();
+    let hearth_manifest::ImageRef::Oci { reference, policy } =
+        w[0].spec.components[0].image_ref(&w[0].source)
+    else {
+        panic!("not an OCI image")
+    };
+    assert_eq!(reference.tag.as_deref(), Some("latest"));
+    assert_eq!(policy, hearth_manifest::PullPolicy::IfNotPresent);
+
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let w = parse(&WITH_SERVICE.replace(
+        "    image: ./cache.wasm\n",
+        &format!("    image: oci://ghcr.io/acme/cache@{digest}\n    imagePullPolicy: Never\n"),
+    ))
+    .unwrap();
+    let service = w[0].spec.service.as_ref().unwrap();
+    let hearth_manifest::ImageRef::Oci { reference, policy } = service.image_ref(&w[0].source)
+    else {
+        panic!("not an OCI image")
+    };
+    assert_eq!(reference.digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(reference.tag, None);
+    assert_eq!(policy, hearth_manifest::PullPolicy::Never);
+}
+
+#[test]
+fn bad_oci_references_and_policies_name_the_field() {
+    let msg = one_error(&GOOD.replace("./hello.wasm", "oci://hello:v1"));
     assert!(
-        msg.contains("spec.components[0].image: `oci://ghcr.io/x/y:1`: expected a file path"),
+        msg.contains("spec.components[0].image: expected `oci://REGISTRY/REPOSITORY:TAG` or `oci://REGISTRY/REPOSITORY@sha256:DIGEST`, found `oci://hello:v1`: a registry is required"),
+        "{msg}"
+    );
+    let msg = one_error(&GOOD.replace("./hello.wasm", "https://ghcr.io/x/y:1"));
+    assert!(
+        msg.contains("spec.components[0].image: `https://ghcr.io/x/y:1`: expected a file path relative to the manifest or `oci://"),
+        "{msg}"
+    );
+    let msg =
+        one_error(&GOOD.replace("./hello.wasm", "./hello.wasm\n      imagePullPolicy: Never"));
+    assert!(
+        msg.contains("spec.components[0].imagePullPolicy: `Never` applies to `oci://` images only"),
+        "{msg}"
+    );
+    let msg = one_error(&GOOD.replace(
+        "./hello.wasm",
+        "oci://ghcr.io/x/y:1\n      imagePullPolicy: Sometimes",
+    ));
+    assert!(
+        msg.contains("spec.components[0].imagePullPolicy") && msg.contains("IfNotPresent"),
         "{msg}"
     );
 }
@@ -369,4 +428,59 @@ fn links_name_a_component_and_an_interface() {
     assert!(errors.contains("spec.links[1].import: expected an interface like `ns:pkg/iface@1.0.0`, found `nonsense`"), "{errors}");
     assert!(errors.contains("spec.links[1].component: expected the name of a component of this workload, found `nobody`"), "{errors}");
     assert!(!errors.contains("links[0]"), "{errors}");
+}
+
+#[test]
+fn build_defaults_and_resolves_against_the_manifest() {
+    let text = WITH_SERVICE
+        .replace(
+            "      allowedHosts: [api.example.com]\n",
+            "      allowedHosts: [api.example.com]\n      build: { path: web, watch: [web/src, Cargo.toml] }\n",
+        )
+        .replace(
+            "    image: ./cache.wasm\n",
+            "    image: ./cache.wasm\n    build: { command: make cache.wasm }\n",
+        );
+    let w = parse(&text).unwrap();
+    let web = w[0].spec.components[0].build.as_ref().unwrap();
+    assert_eq!(web.path, "web");
+    assert_eq!(web.command, None);
+    assert_eq!(
+        web.watch.as_deref(),
+        Some(&["web/src".to_string(), "Cargo.toml".to_string()][..])
+    );
+    assert_eq!(web.dir(&w[0].source), Path::new("/manifests/web"));
+    let service = w[0].spec.service.as_ref().unwrap().build.as_ref().unwrap();
+    assert_eq!(service.path, ".");
+    assert_eq!(service.command.as_deref(), Some("make cache.wasm"));
+    assert_eq!(service.watch, None);
+    assert!(parse(GOOD).unwrap()[0].spec.components[0].build.is_none());
+}
+
+#[test]
+fn build_is_checked_for_shape() {
+    let msg = one_error(&WITH_SERVICE.replace(
+        "    image: ./cache.wasm\n",
+        "    image: ./cache.wasm\n    build: { command: \" \" }\n",
+    ));
+    assert!(
+        msg.contains("spec.service.build.command: expected a shell command"),
+        "{msg}"
+    );
+    let msg = one_error(&WITH_SERVICE.replace(
+        "      allowedHosts: [api.example.com]\n",
+        "      allowedHosts: [api.example.com]\n      build: { path: \"\" }\n",
+    ));
+    assert!(
+        msg.contains("spec.components[0].build.path: expected a directory"),
+        "{msg}"
+    );
+    let msg = one_error(&WITH_SERVICE.replace(
+        "      allowedHosts: [api.example.com]\n",
+        "      allowedHosts: [api.example.com]\n      build: { dir: web }\n",
+    ));
+    assert!(
+        msg.contains("spec.components[0].build.dir: unknown field `dir`, expected one of `path`, `command`, `watch`"),
+        "{msg}"
+    );
 }

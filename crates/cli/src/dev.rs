@@ -1,0 +1,393 @@
+//! `hearth dev`: build, run on an embedded host, watch the sources, rebuild what changed and
+//! swap it in without dropping the service or requests in flight.
+//!
+//! Each pass (a change, debounced) re-reads the manifest, rebuilds the parts whose sources
+//! changed, and compares every part's image (by content) and spec with what is running:
+//! - a workload whose service (image or spec) changed is redeployed whole, the old one
+//!   stopped first (the new service may need its ports);
+//! - a workload where only components changed gets new components next to its running
+//!   service, whose state therefore survives, and whose WIT calls reach the new versions;
+//! - requests in flight finish on the components they started on.
+//! A failed build or a bad manifest is shown and the last good version keeps serving.
+
+use crate::logging::{self, LogFormat};
+use crate::{EXIT_FAILED, EXIT_INVALID};
+use hearth_http::{Deployed, Ingress, ServeOptions};
+use hearth_manifest::Workload;
+use hearth_runtime::{EngineOptions, RunningWorkload, Runtime};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// The workload manifest.
+    #[arg(default_value = "workload.yaml")]
+    manifest: PathBuf,
+    /// Address the HTTP ingress listens on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "HEARTH_HTTP")]
+    http: SocketAddr,
+    /// Address of the admin API; off unless given.
+    #[arg(long, env = "HEARTH_ADMIN")]
+    admin: Option<SocketAddr>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "human")]
+    log_format: LogFormat,
+    /// How often the sources are checked for changes, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    poll_ms: u64,
+    /// Directory of the compiled-component cache.
+    #[arg(long, env = "HEARTH_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+/// One part (component or service) of one workload.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct PartId {
+    workload: String,
+    part: String,
+}
+
+/// What a part looked like when it was deployed: its image's content and its spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Deployedpart {
+    image: u64,
+    spec: String,
+}
+
+pub fn main(args: DevArgs) -> ExitCode {
+    logging::init(args.log_format);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match rt.block_on(dev(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// The running state `hearth dev` manages.
+struct Session {
+    manifest: PathBuf,
+    runtime: Arc<Runtime>,
+    deployed: Arc<Deployed>,
+    /// Per workload: what is running and the fingerprint of each part.
+    running: BTreeMap<String, (Arc<RunningWorkload>, HashMap<String, Deployedpart>)>,
+}
+
+async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let manifest = args.manifest.clone();
+    let workloads = match hearth_manifest::load_files(std::slice::from_ref(&manifest)) {
+        Ok(w) => w,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    if let Err(e) = crate::build::build_for_dev(&manifest, None) {
+        eprintln!("{e}");
+        tracing::error!("the first build failed; fix the error and save: hearth dev is watching");
+    }
+    let runtime = Arc::new(Runtime::new(EngineOptions {
+        cache_dir: Some(args.cache_dir.unwrap_or_else(crate::run::default_cache_dir)),
+        ..EngineOptions::default()
+    })?);
+    let mut ingress = Ingress::workers(1)?;
+    runtime.place_services_on(ingress.handle(0));
+    let deployed = Arc::new(Deployed::new(Vec::new()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let addr = ingress
+        .serve(
+            args.http,
+            Arc::clone(&deployed),
+            stop_rx.clone(),
+            ServeOptions {
+                drain_timeout: Duration::from_secs(5),
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.http))?;
+    if let Some(admin) = args.admin {
+        let listener = tokio::net::TcpListener::bind(admin).await?;
+        tracing::info!(addr = %listener.local_addr()?, "admin API listening");
+        let mut stop = stop_rx.clone();
+        tokio::spawn(hearth_http::serve_admin(
+            listener,
+            Arc::clone(&deployed),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
+    let mut session = Session {
+        manifest: manifest.clone(),
+        runtime,
+        deployed,
+        running: BTreeMap::new(),
+    };
+    session.apply(&workloads).await;
+    tracing::info!(
+        addr = %addr,
+        url = %format!("http://{addr}/"),
+        "HTTP ingress listening"
+    );
+    eprintln!("hearth dev: serving http://{addr}/ — watching for changes (Ctrl-C to stop)");
+
+    let mut sources = Sources::scan(&manifest, &workloads);
+    let poll = Duration::from_millis(args.poll_ms.max(50));
+    let stop = crate::run::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            () = tokio::time::sleep(poll) => {}
+        }
+        let workloads_now = hearth_manifest::load_files(std::slice::from_ref(&manifest)).ok();
+        let now = Sources::scan(&manifest, workloads_now.as_deref().unwrap_or(&[]));
+        if now == sources {
+            continue;
+        }
+        // Debounce: wait until the tree stops changing (an editor's save is several writes).
+        let mut settled = now;
+        loop {
+            tokio::time::sleep(poll).await;
+            let again = Sources::scan(&manifest, workloads_now.as_deref().unwrap_or(&[]));
+            if again == settled {
+                break;
+            }
+            settled = again;
+        }
+        let changed = settled.changed_parts(&sources);
+        sources = settled;
+        session.pass(&changed).await;
+    }
+    let _ = stop_tx.send(true);
+    let running: Vec<_> = session
+        .running
+        .values()
+        .map(|(w, _)| Arc::clone(w))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        ingress.wait_drained();
+        running.iter().for_each(|w| w.stop());
+        ingress.close();
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Session {
+    /// One pass after a change: re-read, rebuild what changed, swap in what differs.
+    async fn pass(&mut self, changed: &[PartId]) {
+        let workloads = match hearth_manifest::load_files(std::slice::from_ref(&self.manifest)) {
+            Ok(w) => w,
+            Err(errors) => {
+                eprintln!("{errors}");
+                tracing::error!("the manifest is invalid; still serving the last good version");
+                return;
+            }
+        };
+        let parts: Vec<String> = changed.iter().map(|p| p.part.clone()).collect();
+        if !parts.is_empty() {
+            tracing::info!(parts = %parts.join(", "), "rebuilding");
+            if let Err(e) = crate::build::build_for_dev(&self.manifest, Some(&parts)) {
+                eprintln!("{e}");
+                tracing::error!("build failed; still serving the last good version");
+                return;
+            }
+        }
+        self.apply(&workloads).await;
+    }
+
+    /// Makes what runs match `workloads`, touching only what differs.
+    async fn apply(&mut self, workloads: &[Workload]) {
+        let mut next = BTreeMap::new();
+        for w in workloads {
+            let parts = fingerprints(w);
+            let previous = self.running.remove(&w.name);
+            let result = match &previous {
+                Some((old, old_parts)) if *old_parts == parts => {
+                    next.insert(w.name.clone(), (Arc::clone(old), parts));
+                    continue;
+                }
+                Some((old, old_parts))
+                    if old.service.is_some()
+                        && old_parts.get("service") == parts.get("service") =>
+                {
+                    let changed: Vec<&String> = parts
+                        .iter()
+                        .filter(|(k, v)| old_parts.get(*k) != Some(*v))
+                        .map(|(k, _)| k)
+                        .collect();
+                    tracing::info!(workload = %w.name, components = ?changed, "swapping components; the service keeps running");
+                    match self.runtime.redeploy_keeping_service(w, old).await {
+                        Ok(new) => {
+                            old.stop_subscriptions();
+                            Ok(new)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Some((old, _)) => {
+                    tracing::info!(workload = %w.name, "redeploying the whole workload (its service changed)");
+                    old.stop();
+                    self.runtime.deploy(w).await
+                }
+                None => self.runtime.deploy(w).await,
+            };
+            match result {
+                Ok(new) => {
+                    tracing::info!(workload = %w.name, "deployed");
+                    next.insert(w.name.clone(), (new, parts));
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    tracing::error!(workload = %w.name, "deploy failed; keeping the last good version");
+                    if let Some(previous) = previous {
+                        next.insert(w.name.clone(), previous);
+                    }
+                }
+            }
+        }
+        for (name, (gone, _)) in std::mem::take(&mut self.running) {
+            tracing::info!(workload = %name, "removed from the manifest; stopping");
+            gone.stop();
+        }
+        self.running = next;
+        let serving: Vec<Arc<RunningWorkload>> =
+            self.running.values().map(|(w, _)| Arc::clone(w)).collect();
+        self.deployed.replace(serving);
+    }
+}
+
+/// Each part's image content and spec, to tell what changed.
+fn fingerprints(w: &Workload) -> HashMap<String, Deployedpart> {
+    let mut out = HashMap::new();
+    let image = |path: &Path| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::fs::read(path).unwrap_or_default().hash(&mut h);
+        h.finish()
+    };
+    for c in &w.spec.components {
+        let hearth_manifest::ImageRef::File(path) = c.image_ref(&w.source) else {
+            continue;
+        };
+        out.insert(
+            c.name.clone(),
+            Deployedpart {
+                image: image(&path),
+                spec: format!("{c:?}"),
+            },
+        );
+    }
+    if let Some(s) = &w.spec.service
+        && let hearth_manifest::ImageRef::File(path) = s.image_ref(&w.source)
+    {
+        out.insert(
+            "service".into(),
+            Deployedpart {
+                image: image(&path),
+                spec: format!("{s:?}"),
+            },
+        );
+    }
+    out
+}
+
+/// The state of every watched source tree: per part, the newest modification time and the
+/// number of files under its watch roots (build outputs and hidden directories ignored).
+#[derive(Debug, PartialEq, Eq)]
+struct Sources {
+    manifest: Option<SystemTime>,
+    parts: BTreeMap<PartId, (Option<SystemTime>, usize)>,
+}
+
+impl Sources {
+    fn scan(manifest: &Path, workloads: &[Workload]) -> Self {
+        let mut parts = BTreeMap::new();
+        for w in workloads {
+            let base = w
+                .source
+                .file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            let mut add = |part: &str, roots: Vec<PathBuf>| {
+                let mut newest = None;
+                let mut count = 0;
+                for root in roots {
+                    walk(&root, &mut newest, &mut count);
+                }
+                parts.insert(
+                    PartId {
+                        workload: w.name.clone(),
+                        part: part.to_string(),
+                    },
+                    (newest, count),
+                );
+            };
+            for c in &w.spec.components {
+                add(&c.name, crate::build::watch_roots(&base, c.build.as_ref()));
+            }
+            if let Some(s) = &w.spec.service {
+                add(
+                    "service",
+                    crate::build::watch_roots(&base, s.build.as_ref()),
+                );
+            }
+        }
+        Self {
+            manifest: std::fs::metadata(manifest).and_then(|m| m.modified()).ok(),
+            parts,
+        }
+    }
+
+    /// Parts whose sources differ from `before`.
+    fn changed_parts(&self, before: &Sources) -> Vec<PartId> {
+        self.parts
+            .iter()
+            .filter(|(id, state)| before.parts.get(*id) != Some(*state))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// Newest mtime and file count under `path`, skipping `target/`, hidden entries and `.wasm`
+/// outputs.
+fn walk(path: &Path, newest: &mut Option<SystemTime>, count: &mut usize) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.is_file() {
+        *count += 1;
+        if let Ok(m) = meta.modified() {
+            *newest = (*newest).max(Some(m));
+        }
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name == "target" || name.ends_with(".wasm") {
+            continue;
+        }
+        walk(&entry.path(), newest, count);
+    }
+}
