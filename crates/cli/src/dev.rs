@@ -8,6 +8,7 @@
 //! - a workload where only components changed gets new components next to its running
 //!   service, whose state therefore survives, and whose WIT calls reach the new versions;
 //! - requests in flight finish on the components they started on.
+//!
 //! A failed build or a bad manifest is shown and the last good version keeps serving.
 
 use crate::logging::{self, LogFormat};

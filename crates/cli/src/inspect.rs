@@ -75,12 +75,16 @@ fn describe(import: &str, workloads: &[WorkloadExports]) -> (String, bool) {
             let by: Vec<String> = workloads
                 .iter()
                 .flat_map(|w| {
-                    w.components.iter().filter_map(move |(name, exports)| {
-                        exports
-                            .iter()
-                            .any(|e| unversioned(e) == unversioned(import))
-                            .then(|| format!("component `{name}` of workload `{}`", w.name))
-                    })
+                    w.components
+                        .iter()
+                        .filter(move |(_, exports)| {
+                            exports
+                                .iter()
+                                .any(|e| unversioned(e) == unversioned(import))
+                        })
+                        .map(move |(name, _)| {
+                            format!("component `{name}` of workload `{}`", w.name)
+                        })
                 })
                 .collect();
             if by.is_empty() {
