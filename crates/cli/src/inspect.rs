@@ -1,4 +1,5 @@
-//! `hearth inspect`: what a Wasm file is and what it needs. Prints its kind (component,
+//! `hearth inspect`: what a Wasm file (or a registry reference, pulled into the cache) is and
+//! what it needs. Prints its kind (component,
 //! service, or neither), the worlds it was built against, its exports, and for every import
 //! who would satisfy it on this host: WASI, one of hearth's host interfaces (with backends),
 //! or another part of a workload (resolved against `--manifest` when given).
@@ -122,6 +123,18 @@ fn kind_of(kind: WasmKind, interfaces: &inspect::Interfaces) -> String {
 }
 
 pub fn main(file: &Path, manifest: Option<&Path>, as_json: bool) -> ExitCode {
+    // Not a file: a registry reference (`oci://registry/repo:tag`, or without the scheme).
+    let text = file.to_string_lossy();
+    let pulled;
+    let file = if !file.exists() && (text.starts_with("oci://") || text.contains('/')) {
+        pulled = match crate::oci::fetch_for_inspect(&text) {
+            Ok(path) => path,
+            Err(code) => return code,
+        };
+        pulled.as_path()
+    } else {
+        file
+    };
     match run(file, manifest, as_json) {
         Ok(code) => code,
         Err(e) => {

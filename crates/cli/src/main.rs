@@ -68,7 +68,7 @@ enum Command {
         after_help = "Examples:\n  hearth inspect guests/target/wasm32-wasip2/release/hello.wasm\n  hearth inspect --manifest examples/cron/workload.yaml cron_service.wasm\n  hearth inspect --json app.wasm\n\nExit status: 0 for a component whose imports are all satisfied, 1 otherwise."
     )]
     Inspect {
-        /// The `.wasm` file.
+        /// The `.wasm` file, or a registry reference (`oci://127.0.0.1:5000/app:v1`).
         file: PathBuf,
         /// Resolve imports that are not host interfaces against this workload manifest.
         #[arg(long)]

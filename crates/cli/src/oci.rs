@@ -258,3 +258,13 @@ pub fn logout(args: LogoutArgs) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+/// For `hearth inspect REF`: the reference's component in the pull cache, pulled if absent.
+pub(crate) fn fetch_for_inspect(text: &str) -> Result<std::path::PathBuf, ExitCode> {
+    init_logging();
+    let reference = parse_reference(text)?;
+    match block_on(oci().pull(&reference, PullPolicy::IfNotPresent))? {
+        Ok(pulled) => Ok(pulled.path),
+        Err(e) => Err(failed(e)),
+    }
+}

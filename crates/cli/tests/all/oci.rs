@@ -259,6 +259,13 @@ fn push_then_pull_is_byte_exact_with_the_same_digest() {
     // The `oci://` prefix is accepted, and pushing the same file again gives the same layer.
     let (again, _) = home.pull(&format!("oci://{reference}"));
     assert_eq!(again, pushed);
+    // `hearth inspect` takes the reference too.
+    let (code, out, err) = home.hearth(&["inspect", &format!("oci://{reference}")], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("kind:     component (HTTP handler: exports wasi:http/incoming-handler)"),
+        "{out}"
+    );
 
     // Bad usage is exit 2, with what was expected.
     let (code, _, err) = home.hearth(&["push", &wasm("hello"), "hello:v1"], "");
