@@ -50,7 +50,11 @@ fn main() {
 /// Exits with an error if `echo` did not give back what it was sent.
 fn check(sent: &[u8], got: Vec<u8>) {
     if got != sent {
-        eprintln!("echo returned {} bytes, not the {} sent", got.len(), sent.len());
+        eprintln!(
+            "echo returned {} bytes, not the {} sent",
+            got.len(),
+            sent.len()
+        );
         std::process::exit(1);
     }
 }
@@ -58,5 +62,7 @@ fn check(sent: &[u8], got: Vec<u8>) {
 fn report(name: &str, calls: u64, secs: f64) {
     let per_sec = calls as f64 / secs;
     let us_per_call = secs * 1e6 / calls as f64;
-    println!("bench {name} calls={calls} secs={secs:.6} per_sec={per_sec:.1} us_per_call={us_per_call:.3}");
+    println!(
+        "bench {name} calls={calls} secs={secs:.6} per_sec={per_sec:.1} us_per_call={us_per_call:.3}"
+    );
 }

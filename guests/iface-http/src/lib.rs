@@ -74,7 +74,9 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
         }
         ["request", subject] => {
             let body = param("body").unwrap_or_default().into_bytes();
-            let timeout = param("timeout").and_then(|t| t.parse().ok()).unwrap_or(1000);
+            let timeout = param("timeout")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(1000);
             match consumer::request(subject, &body, timeout) {
                 Ok(reply) => text(
                     StatusCode::OK,

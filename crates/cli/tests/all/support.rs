@@ -356,7 +356,12 @@ pub fn run_expecting_failure(manifest: &Path) -> String {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(1), "expected exit 1; stderr:\n{err}");
     err
 }
