@@ -111,6 +111,14 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     let mut ingress = Ingress::workers(1)?;
     runtime.place_services_on(ingress.handle(0));
     let deployed = Arc::new(Deployed::new(Vec::new()));
+    let mut session = Session {
+        manifest: manifest.clone(),
+        runtime,
+        deployed: Arc::clone(&deployed),
+        running: BTreeMap::new(),
+    };
+    // Deploy before listening, so the first request finds the workload.
+    session.apply(&workloads).await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let addr = ingress
         .serve(
@@ -134,13 +142,6 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             },
         ));
     }
-    let mut session = Session {
-        manifest: manifest.clone(),
-        runtime,
-        deployed,
-        running: BTreeMap::new(),
-    };
-    session.apply(&workloads).await;
     tracing::info!(
         addr = %addr,
         url = %format!("http://{addr}/"),
