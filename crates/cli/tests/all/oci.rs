@@ -4,8 +4,8 @@
 //! (bcrypt, made with `htpasswd -B`). `scripts/setup` installs both. Every `hearth` process
 //! gets its own HOME, XDG and DOCKER_CONFIG directories, so nothing touches the real home.
 
-use crate::support::{Hearth, TempDir, free_port, wasm, workload};
-use std::io::{Read as _, Write as _};
+use crate::support::{Hearth, TempDir, free_port, run_expecting_failure_with, wasm, workload};
+use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -193,33 +193,7 @@ impl Home {
     /// address it was asked to listen on.
     fn run_failing(&self, manifest: &Path) -> (String, std::net::SocketAddr) {
         let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["run", "--http", &http.to_string()])
-            .arg(manifest)
-            .envs(self.env())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("hearth run did not fail within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        assert_eq!(status.code(), Some(1), "expected exit 1; stderr:\n{err}");
+        let err = run_expecting_failure_with(manifest, &["--http", &http.to_string()], &self.env());
         (err, http)
     }
 }

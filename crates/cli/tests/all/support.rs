@@ -334,12 +334,23 @@ pub fn hearth_cmd(args: &[&str]) -> (i32, String, String) {
 
 /// Runs `hearth run` on `manifest`, expecting it to fail at deploy; returns its stderr.
 pub fn run_expecting_failure(manifest: &Path) -> String {
+    run_expecting_failure_with(manifest, &["--http", "127.0.0.1:0"], &[])
+}
+
+/// Like [`run_expecting_failure`], with extra `hearth run` arguments and environment.
+pub fn run_expecting_failure_with(
+    manifest: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+) -> String {
     guests();
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["run", "--admin", "127.0.0.1:0"])
+        .args(args)
         .arg("--cache-dir")
         .arg(cache_dir())
         .arg(manifest)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
