@@ -11,14 +11,13 @@
 //!
 //! A failed build or a bad manifest is shown and the last good version keeps serving.
 
-use crate::logging::{self, LogFormat};
+use crate::logging;
 use crate::{EXIT_FAILED, EXIT_INVALID};
 use hearth_http::{Deployed, Ingress, ServeOptions};
 use hearth_manifest::Workload;
 use hearth_runtime::{EngineOptions, RunningWorkload, Runtime};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,21 +29,11 @@ pub struct DevArgs {
     /// The workload manifest.
     #[arg(default_value = "workload.yaml")]
     manifest: PathBuf,
-    /// Address the HTTP ingress listens on.
-    #[arg(long, default_value = "127.0.0.1:8080", env = "HEARTH_HTTP")]
-    http: SocketAddr,
-    /// Address of the admin API; off unless given.
-    #[arg(long, env = "HEARTH_ADMIN")]
-    admin: Option<SocketAddr>,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "human")]
-    log_format: LogFormat,
+    #[command(flatten)]
+    host: crate::run::HostArgs,
     /// How often the sources are checked for changes, in milliseconds.
     #[arg(long, default_value_t = 300)]
     poll_ms: u64,
-    /// Directory of the compiled-component cache.
-    #[arg(long, env = "HEARTH_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
 }
 
 /// One part (component or service) of one workload.
@@ -62,7 +51,7 @@ struct Deployedpart {
 }
 
 pub fn main(args: DevArgs) -> ExitCode {
-    logging::init(args.log_format);
+    logging::init(args.host.log_format);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -105,7 +94,11 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         tracing::error!("the first build failed; fix the error and save: hearth dev is watching");
     }
     let runtime = Arc::new(Runtime::new(EngineOptions {
-        cache_dir: Some(args.cache_dir.unwrap_or_else(crate::run::default_cache_dir)),
+        cache_dir: Some(
+            args.host
+                .cache_dir
+                .unwrap_or_else(crate::run::default_cache_dir),
+        ),
         ..EngineOptions::default()
     })?);
     let mut ingress = Ingress::workers(1)?;
@@ -122,15 +115,15 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let addr = ingress
         .serve(
-            args.http,
+            args.host.http,
             Arc::clone(&deployed),
             stop_rx.clone(),
             ServeOptions {
                 drain_timeout: Duration::from_secs(5),
             },
         )
-        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.http))?;
-    if let Some(admin) = args.admin {
+        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;
+    if let Some(admin) = args.host.admin {
         let listener = tokio::net::TcpListener::bind(admin).await?;
         tracing::info!(addr = %listener.local_addr()?, "admin API listening");
         let mut stop = stop_rx.clone();

@@ -13,23 +13,31 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// The flags `hearth run` and `hearth dev` share: where to listen, how to log, where the
+/// compile cache lives.
+#[derive(Debug, clap::Args)]
+pub struct HostArgs {
+    /// Address the HTTP ingress listens on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "HEARTH_HTTP")]
+    pub http: SocketAddr,
+    /// Address of the admin API (`/healthz`, `/v1/workloads`); off unless given.
+    #[arg(long, env = "HEARTH_ADMIN")]
+    pub admin: Option<SocketAddr>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    /// Directory of the compiled-component cache.
+    #[arg(long, env = "HEARTH_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Manifest files (YAML, one or more documents each).
     #[arg(required = true)]
     manifests: Vec<PathBuf>,
-    /// Address the HTTP ingress listens on.
-    #[arg(long, default_value = "127.0.0.1:8080", env = "HEARTH_HTTP")]
-    http: SocketAddr,
-    /// Address of the admin API (`/healthz`, `/v1/workloads`); off unless given.
-    #[arg(long, env = "HEARTH_ADMIN")]
-    admin: Option<SocketAddr>,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "human")]
-    log_format: LogFormat,
-    /// Directory of the compiled-component cache.
-    #[arg(long, env = "HEARTH_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    host: HostArgs,
     /// Compile every component afresh instead of using the cache.
     #[arg(long)]
     no_cache: bool,
@@ -49,7 +57,7 @@ pub struct RunArgs {
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
-    logging::init(args.log_format);
+    logging::init(args.host.log_format);
     let workloads = match hearth_manifest::load_files(&args.manifests) {
         Ok(w) => w,
         Err(errors) => {
@@ -84,7 +92,7 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     let cache_dir = if args.no_cache {
         None
     } else {
-        Some(args.cache_dir.unwrap_or_else(default_cache_dir))
+        Some(args.host.cache_dir.unwrap_or_else(default_cache_dir))
     };
     let runtime = Arc::new(Runtime::new(EngineOptions {
         cache_dir,
@@ -92,7 +100,7 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
         publish_ip: args.publish_addr,
         // Progress bars for image pulls, only with human logs (and only on a terminal).
         oci: hearth_oci::OciOptions {
-            progress: args.log_format == LogFormat::Human,
+            progress: args.host.log_format == LogFormat::Human,
             ..hearth_oci::OciOptions::from_env()
         },
         ..EngineOptions::default()
@@ -117,16 +125,16 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     let (stop_tx, stop_rx) = watch::channel(false);
     let http_addr = ingress
         .serve(
-            args.http,
+            args.host.http,
             Arc::clone(&deployed),
             stop_rx.clone(),
             ServeOptions {
                 drain_timeout: Duration::from_secs(args.drain_timeout),
             },
         )
-        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.http))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;
 
-    let admin = match args.admin {
+    let admin = match args.host.admin {
         Some(addr) => {
             let admin_listener = TcpListener::bind(addr)
                 .await
