@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,11 +33,9 @@ from common import (
     BenchError,
     Process,
     log,
-    machine_info,
     pinned,
-    print_machine,
+    run_driver,
     set_log_prefix,
-    warn_if_busy,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
@@ -211,32 +208,11 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    try:
-        check_inputs(args)
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-    info = machine_info()
-    print_machine(info)
-    print(f"  plan:   calls={args.calls} per kind (+{WARMUP_CALLS} warm-up), echo payload {ECHO_BYTES} B")
-    print(flush=True)
-    warn_if_busy(info)
-    args.cache_dir.mkdir(parents=True, exist_ok=True)
-
-    with tempfile.TemporaryDirectory(prefix="hearth-calls-bench-") as tmp_s:
-        tmp = Path(tmp_s)
-        if args.log_dir:
-            tmp = args.log_dir.resolve()
-            tmp.mkdir(parents=True, exist_ok=True)
-        try:
-            r = run_once(args, tmp)
-        except BenchError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
+    plan = f"calls={args.calls} per kind (+{WARMUP_CALLS} warm-up), echo payload {ECHO_BYTES} B"
+    got = run_driver(args, check_inputs, plan, "hearth-calls-bench-", run_once)
+    if isinstance(got, int):
+        return got
+    info, r = got
     log(f"done in {r['wall_s']:.1f}s (hearth start to `bench done`)")
 
     print_report(args, r)

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -284,3 +285,43 @@ def wrk_notes(r: dict) -> str:
 
 def fmt_duration(seconds: float) -> str:
     return f"{int(seconds)}s" if float(seconds).is_integer() else f"{int(seconds * 1000)}ms"
+
+
+def run_driver(args, check_inputs, plan: str, tmp_prefix: str, body, wasmtime=None):
+    """The part every driver shares: check its inputs (exit 2), print the machine and `plan`,
+    warn if the machine is busy, then run `body(args, tmp)` in a temporary folder (or
+    `--log-dir` when the driver has one and it is given).
+
+    Returns `(machine info, body's result)`, or the exit code when it stopped: 2 for bad
+    inputs, 1 for a `BenchError`, 130 for Ctrl-C. With `wasmtime` (a path), its version is
+    recorded in the machine info."""
+    try:
+        check_inputs(args)
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    info = machine_info()
+    print_machine(info)
+    print(f"  plan:   {plan}")
+    print(flush=True)
+    warn_if_busy(info)
+    if wasmtime:
+        ver = subprocess.run([str(wasmtime), "--version"], capture_output=True, text=True)
+        info["wasmtime_version"] = ver.stdout.strip()
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix=tmp_prefix) as tmp_s:
+        tmp = Path(tmp_s)
+        log_dir = getattr(args, "log_dir", None)
+        if log_dir:
+            tmp = log_dir.resolve()
+            tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            return info, body(args, tmp)
+        except BenchError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130

@@ -24,9 +24,7 @@ import select
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +39,11 @@ from common import (
     free_port,
     http_get_status,
     log,
-    machine_info,
-    print_machine,
     read_status,
     request_bytes,
+    run_driver,
     run_wrk,
     set_log_prefix,
-    warn_if_busy,
     wrk_notes,
 )
 
@@ -343,46 +339,30 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    try:
-        check_inputs(args)
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-    info = machine_info()
-    print_machine(info)
     cold_servers = [s for s in args.only if s in COLD_START_SERVERS]
     cold_plan = "off" if args.no_cold_start or not cold_servers else f"{args.cold_start_runs} runs"
-    print(
-        f"  plan:   servers={','.join(args.only)} connections={','.join(map(str, args.connections))} "
+    plan = (
+        f"servers={','.join(args.only)} connections={','.join(map(str, args.connections))} "
         f"duration={args.duration:g}s warmup={args.warmup:g}s cold-start={cold_plan}"
     )
-    print(flush=True)
-    warn_if_busy(info)
 
-    if "wasmtime-serve" in args.only:
-        ver = subprocess.run([str(args.wasmtime), "--version"], capture_output=True, text=True)
-        info["wasmtime_version"] = ver.stdout.strip()
-    args.cache_dir.mkdir(parents=True, exist_ok=True)
-
-    rows: list[dict] = []
-    cold: dict = {}
-    with tempfile.TemporaryDirectory(prefix="hearth-http-bench-") as tmp_s:
-        tmp = Path(tmp_s)
+    def body(args, tmp: Path) -> tuple[list[dict], dict]:
         specs = make_specs(args, tmp)
-        try:
+        rows: list[dict] = []
+        cold: dict = {}
+        for name in args.only:
+            rows.extend(bench_server(specs[name], args, tmp))
+        if not args.no_cold_start:
             for name in args.only:
-                rows.extend(bench_server(specs[name], args, tmp))
-            if not args.no_cold_start:
-                for name in args.only:
-                    if name in COLD_START_SERVERS:
-                        cold[name] = cold_start(specs[name], args.cold_start_runs, tmp)
-        except BenchError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
+                if name in COLD_START_SERVERS:
+                    cold[name] = cold_start(specs[name], args.cold_start_runs, tmp)
+        return rows, cold
+
+    wasmtime = args.wasmtime if "wasmtime-serve" in args.only else None
+    got = run_driver(args, check_inputs, plan, "hearth-http-bench-", body, wasmtime)
+    if isinstance(got, int):
+        return got
+    info, (rows, cold) = got
 
     ratio_rows = ratios(rows, args.connections)
     print_report(info, rows, ratio_rows, cold)

@@ -26,7 +26,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,12 +39,10 @@ from common import (
     http_get,
     http_get_status,
     log,
-    machine_info,
     pinned,
-    print_machine,
+    run_driver,
     run_wrk,
     set_log_prefix,
-    warn_if_busy,
     wrk_notes,
 )
 
@@ -274,33 +271,12 @@ def run_all(args: argparse.Namespace, tmp: Path) -> dict:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    try:
-        check_inputs(args)
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-    info = machine_info()
-    print_machine(info)
-    print(f"  plan:   {', '.join(args.only)} at {args.connections} connection(s), "
-          f"{args.warmup:g}s warm-up + {args.duration:g}s each")  # fmt: skip
-    print(flush=True)
-    warn_if_busy(info)
-    args.cache_dir.mkdir(parents=True, exist_ok=True)
-
-    with tempfile.TemporaryDirectory(prefix="hearth-kv-bench-") as tmp_s:
-        tmp = Path(tmp_s)
-        if args.log_dir:
-            tmp = args.log_dir.resolve()
-            tmp.mkdir(parents=True, exist_ok=True)
-        try:
-            results = run_all(args, tmp)
-        except BenchError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
+    plan = (f"{', '.join(args.only)} at {args.connections} connection(s), "
+            f"{args.warmup:g}s warm-up + {args.duration:g}s each")  # fmt: skip
+    got = run_driver(args, check_inputs, plan, "hearth-kv-bench-", run_all)
+    if isinstance(got, int):
+        return got
+    info, results = got
 
     ratios = print_report(args, results)
     out = {

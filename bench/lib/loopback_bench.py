@@ -28,9 +28,7 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,13 +42,11 @@ from common import (
     free_port,
     http_get,
     log,
-    machine_info,
     pinned,
     port_is_free,
-    print_machine,
+    run_driver,
     run_wrk,
     set_log_prefix,
-    warn_if_busy,
     wrk_notes,
 )
 
@@ -683,44 +679,25 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    try:
-        check_inputs(args)
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-    info = machine_info()
-    print_machine(info)
-    print(
-        f"  plan:   parts={','.join(args.only)} wasmtime={'yes' if args.wasmtime else 'no'} "
+    plan = (
+        f"parts={','.join(args.only)} wasmtime={'yes' if args.wasmtime else 'no'} "
         f"cache=wrk -c{args.connections} {args.duration}s (+{args.warmup}s warm-up) "
         f"rtt=n{args.rtt_n}x{args.rtt_requests} bulk={args.bulk_mib}MiBx{args.bulk_requests} "
         f"restart={args.restart_runs}x{args.restart_window:g}s"
     )
-    print(flush=True)
-    warn_if_busy(info)
-    if args.wasmtime:
-        ver = subprocess.run([str(args.wasmtime), "--version"], capture_output=True, text=True)
-        info["wasmtime_version"] = ver.stdout.strip()
-    args.cache_dir.mkdir(parents=True, exist_ok=True)
 
-    results: dict = {}
+    def body(args, tmp: Path) -> dict:
+        results: dict = {}
+        for section, fn in (("cache", bench_cache), ("net", bench_net), ("restart", bench_restart)):
+            if section in args.only:
+                results[section] = fn(args, tmp)
+        return results
+
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="hearth-loopback-bench-") as tmp_s:
-        tmp = Path(tmp_s)
-        if args.log_dir:
-            tmp = args.log_dir.resolve()
-            tmp.mkdir(parents=True, exist_ok=True)
-        try:
-            for section, fn in (("cache", bench_cache), ("net", bench_net), ("restart", bench_restart)):
-                if section in args.only:
-                    results[section] = fn(args, tmp)
-        except BenchError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
+    got = run_driver(args, check_inputs, plan, "hearth-loopback-bench-", body, args.wasmtime)
+    if isinstance(got, int):
+        return got
+    info, results = got
     log(f"done in {time.monotonic() - started:.0f}s")
 
     target_rows = targets(results)
