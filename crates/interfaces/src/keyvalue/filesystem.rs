@@ -375,9 +375,6 @@ impl KeyValueBackend for FsStore {
         bucket: &BucketId,
         entries: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         let bucket = bucket.clone();
         self.blocking(move |s| {
             // Lock the stripes in index order (each once) so two batches cannot deadlock.

@@ -100,9 +100,6 @@ impl KeyValueBackend for MemoryStore {
         bucket: &BucketId,
         entries: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         self.write()
             .entry(bucket.clone())
             .or_default()

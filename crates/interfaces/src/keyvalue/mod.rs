@@ -71,7 +71,7 @@ pub struct KeyPage {
 /// they say which backend failed and why, e.g. `redis at redis://…: connection refused`.
 ///
 /// The batch operations default to one call per key; backends override them when they can
-/// do better.
+/// do better. They are never called with an empty batch: the host answers those itself.
 #[async_trait::async_trait]
 pub trait KeyValueBackend: Send + Sync + 'static {
     /// Checks, at `open`, that this backend can hold a bucket of that name.
@@ -423,6 +423,9 @@ impl batch::Host for InterfacesView<'_> {
     ) -> wasmtime::Result<Result<Vec<Option<(String, Vec<u8>)>>, Error>> {
         let (id, backend) = self.kv(&bucket)?;
         guest_err!(self.kv_keys(&keys));
+        if keys.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
         let values = match backend.get_many(&id, keys.clone()).await {
             Ok(values) => values,
             Err(e) => return Ok(Err(Error::Other(e))),
@@ -443,6 +446,9 @@ impl batch::Host for InterfacesView<'_> {
         for (key, _) in &key_values {
             guest_err!(self.ctx.part.keyvalue.check_key(key));
         }
+        if key_values.is_empty() {
+            return Ok(Ok(()));
+        }
         Ok(backend
             .set_many(&id, key_values)
             .await
@@ -456,6 +462,9 @@ impl batch::Host for InterfacesView<'_> {
     ) -> wasmtime::Result<Result<(), Error>> {
         let (id, backend) = self.kv(&bucket)?;
         guest_err!(self.kv_keys(&keys));
+        if keys.is_empty() {
+            return Ok(Ok(()));
+        }
         Ok(backend.delete_many(&id, keys).await.map_err(Error::Other))
     }
 }

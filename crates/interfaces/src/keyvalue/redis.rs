@@ -270,9 +270,6 @@ impl KeyValueBackend for RedisStore {
         bucket: &BucketId,
         keys: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, String> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
         self.run(cmd("HMGET", bucket).arg(&keys), true).await
     }
 
@@ -282,9 +279,6 @@ impl KeyValueBackend for RedisStore {
         bucket: &BucketId,
         entries: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         let mut c = cmd("HSET", bucket);
         for (key, value) in &entries {
             c.arg(key).arg(value);
@@ -293,9 +287,6 @@ impl KeyValueBackend for RedisStore {
     }
 
     async fn delete_many(&self, bucket: &BucketId, keys: Vec<String>) -> Result<(), String> {
-        if keys.is_empty() {
-            return Ok(());
-        }
         self.run::<()>(cmd("HDEL", bucket).arg(&keys), true).await
     }
 }
