@@ -43,11 +43,6 @@ fn workload_exports(manifest: &Path) -> anyhow::Result<Vec<WorkloadExports>> {
     Ok(out)
 }
 
-/// `ns:pkg/iface@1.2.3` → `ns:pkg/iface`.
-fn unversioned(name: &str) -> &str {
-    name.split('@').next().unwrap_or(name)
-}
-
 fn describe(import: &str, workloads: &[WorkloadExports]) -> (String, bool) {
     match inspect::provider(import) {
         Provider::Wasi(by) => (by.to_string(), true),
@@ -79,9 +74,7 @@ fn describe(import: &str, workloads: &[WorkloadExports]) -> (String, bool) {
                     w.components
                         .iter()
                         .filter(move |(_, exports)| {
-                            exports
-                                .iter()
-                                .any(|e| unversioned(e) == unversioned(import))
+                            exports.iter().any(|e| inspect::satisfies(import, e))
                         })
                         .map(move |(name, _)| {
                             format!("component `{name}` of workload `{}`", w.name)

@@ -117,6 +117,12 @@ pub fn provider(import: &str) -> Provider {
     }
 }
 
+/// Whether a component exporting `export` would satisfy `import` at deploy: the same
+/// interface at a semver-compatible version (the rule deploy links by).
+pub fn satisfies(import: &str, export: &str) -> bool {
+    crate::links::satisfies(import, export)
+}
+
 /// Every host interface package this host serves.
 pub fn served_packages() -> Vec<&'static str> {
     crate::links::served_packages()
