@@ -44,11 +44,7 @@ pub(crate) fn check_host_imports(
     let unserved: Vec<&str> = importer
         .imports
         .iter()
-        .filter(|i| is_host_interface(i))
-        .filter(|i| {
-            let package = hearth_interfaces::package_of(i);
-            !WASI_PACKAGES.contains(&package) && !hearth_interfaces::serves(i)
-        })
+        .filter(|i| crate::inspect::provider(i) == crate::inspect::Provider::NotProvided)
         .map(String::as_str)
         .collect();
     if unserved.is_empty() {
