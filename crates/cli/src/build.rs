@@ -171,16 +171,16 @@ pub fn plan(manifest: &Path, only: Option<&[String]>) -> anyhow::Result<Vec<Part
                 }
                 _ => pulled.push((w.name.clone(), name.to_string())),
             };
-        for (i, c) in w.spec.components.iter().enumerate() {
-            add(
-                &c.name,
-                &format!("components[{i}]"),
-                c.image_ref(s),
-                c.build.as_ref(),
-            );
-        }
-        if let Some(svc) = &w.spec.service {
-            add("service", "service", svc.image_ref(s), svc.build.as_ref());
+        for part in w.parts() {
+            let build = match part {
+                hearth_manifest::Part::Component(i) => w.spec.components[i].build.as_ref(),
+                hearth_manifest::Part::Service => {
+                    w.spec.service.as_ref().and_then(|s| s.build.as_ref())
+                }
+            };
+            if let Some(image) = w.image_of(part) {
+                add(w.part_name(part), &part.to_string(), image, build);
+            }
         }
     }
     if several {

@@ -2,12 +2,14 @@
 //! swap it in without dropping the service or requests in flight.
 //!
 //! Each pass (a change, debounced) re-reads the manifest, rebuilds the parts whose sources
-//! changed, and compares every part's image (by content) and spec with what is running:
-//! - a workload whose service (image or spec) changed is redeployed whole, the old one
+//! changed, and applies every workload through the host's lifecycle (`hearth apply`'s path):
+//! - an unchanged workload (same spec, same bytes) is left alone;
+//! - a workload whose service (image or spec) changed gets a new service, the old one
 //!   stopped first (the new service may need its ports);
 //! - a workload where only components changed gets new components next to its running
 //!   service, whose state therefore survives, and whose WIT calls reach the new versions;
-//! - requests in flight finish on the components they started on.
+//! - requests in flight finish on the components they started on;
+//! - a workload gone from the manifest is deleted.
 //!
 //! A failed build or a bad manifest is shown and the last good version keeps serving.
 
@@ -15,9 +17,8 @@ use crate::logging;
 use crate::{EXIT_FAILED, EXIT_INVALID};
 use hearth_http::{Deployed, Ingress, ServeOptions};
 use hearth_manifest::Workload;
-use hearth_runtime::{EngineOptions, RunningWorkload, Runtime};
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use hearth_runtime::{Runtime, Workloads};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -41,13 +42,6 @@ pub struct DevArgs {
 struct PartId {
     workload: String,
     part: String,
-}
-
-/// What a part looked like when it was deployed: its image's content and its spec.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Deployedpart {
-    image: u64,
-    spec: String,
 }
 
 pub fn main(args: DevArgs) -> ExitCode {
@@ -74,10 +68,7 @@ pub fn main(args: DevArgs) -> ExitCode {
 /// The running state `hearth dev` manages.
 struct Session {
     manifest: PathBuf,
-    runtime: Arc<Runtime>,
-    deployed: Arc<Deployed>,
-    /// Per workload: what is running and the fingerprint of each part.
-    running: BTreeMap<String, (Arc<RunningWorkload>, HashMap<String, Deployedpart>)>,
+    workloads: Arc<Workloads>,
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
@@ -93,22 +84,23 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{e}");
         tracing::error!("the first build failed; fix the error and save: hearth dev is watching");
     }
-    let runtime = Arc::new(Runtime::new(EngineOptions {
-        cache_dir: Some(
-            args.host
-                .cache_dir
-                .unwrap_or_else(crate::run::default_cache_dir),
-        ),
-        ..EngineOptions::default()
-    })?);
+    let token = crate::run::admin_token(&args.host)?;
+    let options =
+        crate::run::engine_options(&args.host, true, true, std::net::Ipv4Addr::LOCALHOST.into());
+    let runtime = Arc::new(Runtime::new(options)?);
     let mut ingress = Ingress::workers(1)?;
     runtime.place_services_on(ingress.handle(0));
     let deployed = Arc::new(Deployed::new(Vec::new()));
+    let drain = Duration::from_secs(5);
+    let host = Arc::new(crate::run::host_workloads(
+        &runtime,
+        &deployed,
+        args.host.log_format,
+        drain,
+    ));
     let mut session = Session {
         manifest: manifest.clone(),
-        runtime,
-        deployed: Arc::clone(&deployed),
-        running: BTreeMap::new(),
+        workloads: Arc::clone(&host),
     };
     // Deploy before listening, so the first request finds the workload.
     session.apply(&workloads).await;
@@ -119,21 +111,12 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             Arc::clone(&deployed),
             stop_rx.clone(),
             ServeOptions {
-                drain_timeout: Duration::from_secs(5),
+                drain_timeout: drain,
             },
         )
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;
     if let Some(admin) = args.host.admin {
-        let listener = tokio::net::TcpListener::bind(admin).await?;
-        tracing::info!(addr = %listener.local_addr()?, "admin API listening");
-        let mut stop = stop_rx.clone();
-        tokio::spawn(hearth_http::serve_admin(
-            listener,
-            Arc::clone(&deployed),
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        ));
+        crate::run::serve_admin(admin, &host, token, stop_rx.clone()).await?;
     }
     tracing::info!(
         addr = %addr,
@@ -171,14 +154,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         session.pass(&changed).await;
     }
     let _ = stop_tx.send(true);
-    let running: Vec<_> = session
-        .running
-        .values()
-        .map(|(w, _)| Arc::clone(w))
-        .collect();
     tokio::task::spawn_blocking(move || {
         ingress.wait_drained();
-        running.iter().for_each(|w| w.stop());
+        host.stop_all();
         ingress.close();
     })
     .await?;
@@ -208,99 +186,27 @@ impl Session {
         self.apply(&workloads).await;
     }
 
-    /// Makes what runs match `workloads`, touching only what differs.
+    /// Makes what runs match `workloads`: applies each (the lifecycle leaves unchanged ones
+    /// alone and keeps services whose image and spec did not change), deletes the rest.
     async fn apply(&mut self, workloads: &[Workload]) {
-        let mut next = BTreeMap::new();
         for w in workloads {
-            let parts = fingerprints(w);
-            let previous = self.running.remove(&w.name);
-            let result = match &previous {
-                Some((old, old_parts)) if *old_parts == parts => {
-                    next.insert(w.name.clone(), (Arc::clone(old), parts));
-                    continue;
-                }
-                Some((old, old_parts))
-                    if old.service.is_some()
-                        && old_parts.get("service") == parts.get("service") =>
-                {
-                    let changed: Vec<&String> = parts
-                        .iter()
-                        .filter(|(k, v)| old_parts.get(*k) != Some(*v))
-                        .map(|(k, _)| k)
-                        .collect();
-                    tracing::info!(workload = %w.name, components = ?changed, "swapping components; the service keeps running");
-                    match self.runtime.redeploy_keeping_service(w, old).await {
-                        Ok(new) => {
-                            old.stop_subscriptions();
-                            Ok(new)
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                Some((old, _)) => {
-                    tracing::info!(workload = %w.name, "redeploying the whole workload (its service changed)");
-                    old.stop();
-                    self.runtime.deploy(w).await
-                }
-                None => self.runtime.deploy(w).await,
-            };
-            match result {
-                Ok(new) => {
-                    tracing::info!(workload = %w.name, "deployed");
-                    next.insert(w.name.clone(), (new, parts));
+            match self.workloads.apply(w.clone()).await {
+                Ok((applied, _)) => {
+                    tracing::info!(workload = %w.name, result = applied.as_str(), "applied")
                 }
                 Err(e) => {
                     eprintln!("{e}");
                     tracing::error!(workload = %w.name, "deploy failed; keeping the last good version");
-                    if let Some(previous) = previous {
-                        next.insert(w.name.clone(), previous);
-                    }
                 }
             }
         }
-        for (name, (gone, _)) in std::mem::take(&mut self.running) {
-            tracing::info!(workload = %name, "removed from the manifest; stopping");
-            gone.stop();
+        for gone in self.workloads.list() {
+            if !workloads.iter().any(|w| *w.name == *gone.name) {
+                tracing::info!(workload = %gone.name, "removed from the manifest; deleting");
+                self.workloads.delete(&gone.name).await;
+            }
         }
-        self.running = next;
-        let serving: Vec<Arc<RunningWorkload>> =
-            self.running.values().map(|(w, _)| Arc::clone(w)).collect();
-        self.deployed.replace(serving);
     }
-}
-
-/// Each part's image content and spec, to tell what changed.
-fn fingerprints(w: &Workload) -> HashMap<String, Deployedpart> {
-    let mut out = HashMap::new();
-    let image = |path: &Path| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        std::fs::read(path).unwrap_or_default().hash(&mut h);
-        h.finish()
-    };
-    for c in &w.spec.components {
-        let hearth_manifest::ImageRef::File(path) = c.image_ref(&w.source) else {
-            continue;
-        };
-        out.insert(
-            c.name.clone(),
-            Deployedpart {
-                image: image(&path),
-                spec: format!("{c:?}"),
-            },
-        );
-    }
-    if let Some(s) = &w.spec.service
-        && let hearth_manifest::ImageRef::File(path) = s.image_ref(&w.source)
-    {
-        out.insert(
-            "service".into(),
-            Deployedpart {
-                image: image(&path),
-                spec: format!("{s:?}"),
-            },
-        );
-    }
-    out
 }
 
 /// The state of every watched source tree: per part, the newest modification time and the

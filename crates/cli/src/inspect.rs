@@ -30,7 +30,7 @@ fn workload_exports(manifest: &Path) -> anyhow::Result<Vec<WorkloadExports>> {
             let bytes = std::fs::read(&path).with_context(|| {
                 format!("reading `{}` (component `{}`)", path.display(), c.name)
             })?;
-            let exports = inspect::interfaces(&bytes)
+            let exports = inspect::World::read(&bytes)
                 .map(|i| i.exports)
                 .unwrap_or_default();
             components.push((c.name.clone(), exports));
@@ -93,7 +93,7 @@ fn describe(import: &str, workloads: &[WorkloadExports]) -> (String, bool) {
     }
 }
 
-fn kind_of(kind: WasmKind, interfaces: &inspect::Interfaces) -> String {
+fn kind_of(kind: WasmKind, interfaces: &inspect::World) -> String {
     match kind {
         WasmKind::CoreModule => {
             "neither: a core WebAssembly module, not a component (build for wasm32-wasip2)".into()
@@ -141,9 +141,9 @@ fn run(file: &Path, manifest: Option<&Path>, as_json: bool) -> anyhow::Result<Ex
     let bytes = std::fs::read(file).with_context(|| format!("reading `{}`", file.display()))?;
     let kind = inspect::kind(&bytes);
     let interfaces = match kind {
-        WasmKind::Component => inspect::interfaces(&bytes)
+        WasmKind::Component => inspect::World::read(&bytes)
             .with_context(|| format!("`{}` is not a valid component", file.display()))?,
-        _ => inspect::Interfaces::default(),
+        _ => inspect::World::default(),
     };
     let workloads = match manifest {
         Some(m) => workload_exports(m)?,

@@ -142,7 +142,7 @@ pub fn push(args: PushArgs) -> ExitCode {
             ));
         }
     }
-    if let Err(e) = inspect::interfaces(&bytes) {
+    if let Err(e) = inspect::World::read(&bytes) {
         return invalid(format!(
             "`{}` is not a valid component: {e}",
             args.file.display()

@@ -1,10 +1,11 @@
-//! `hearth run`: deploy workloads from manifests, serve HTTP ingress (and the admin API),
-//! and shut down gracefully on SIGINT or SIGTERM.
+//! `hearth run`: a host. Applies the workloads of the manifests it is given (none is fine),
+//! serves HTTP ingress and the admin API (whose lifecycle API applies and deletes workloads
+//! while the host serves), and shuts down gracefully on SIGINT or SIGTERM.
 
 use crate::logging::{self, LogFormat};
 use crate::{EXIT_FAILED, EXIT_INVALID};
-use hearth_http::{Deployed, Ingress, ServeOptions};
-use hearth_runtime::{EngineOptions, Runtime};
+use hearth_http::{AdminApi, Deployed, Ingress, ServeOptions};
+use hearth_runtime::{EngineOptions, Runtime, Workloads};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,9 +21,19 @@ pub struct HostArgs {
     /// Address the HTTP ingress listens on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "HEARTH_HTTP")]
     pub http: SocketAddr,
-    /// Address of the admin API (`/healthz`, `/v1/workloads`); off unless given.
+    /// Address of the admin API (`/healthz`, `/v1/workloads`, and the lifecycle API behind
+    /// `hearth apply`); off unless given.
     #[arg(long, env = "HEARTH_ADMIN")]
     pub admin: Option<SocketAddr>,
+    /// A file holding the admin API's bearer token (or set HEARTH_ADMIN_TOKEN to the token);
+    /// required when --admin is not a loopback address.
+    #[arg(long, value_name = "PATH")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Instances the engine's pool holds at once: requests, WIT calls and message deliveries
+    /// in flight plus one per running service. Default: one per 4 MiB of memory, 1,000 to
+    /// 10,000.
+    #[arg(long, value_name = "N")]
+    pub max_instances: Option<u32>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -33,15 +44,16 @@ pub struct HostArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Manifest files (YAML, one or more documents each).
-    #[arg(required = true)]
+    /// Manifest files (YAML, one or more documents each); none starts an empty host that
+    /// waits for `hearth apply`.
     manifests: Vec<PathBuf>,
     #[command(flatten)]
     host: HostArgs,
     /// Compile every component afresh instead of using the cache.
     #[arg(long)]
     no_cache: bool,
-    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM, or after their
+    /// workload is deleted.
     #[arg(long, default_value_t = 30)]
     drain_timeout: u64,
     /// Host address that published service ports listen on.
@@ -87,24 +99,15 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
-async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyhow::Result<()> {
+async fn serve(args: RunArgs, manifests: Vec<hearth_manifest::Workload>) -> anyhow::Result<()> {
     let started = Instant::now();
-    let cache_dir = if args.no_cache {
-        None
-    } else {
-        Some(args.host.cache_dir.unwrap_or_else(default_cache_dir))
-    };
-    let runtime = Arc::new(Runtime::new(EngineOptions {
-        cache_dir,
-        pooling: !args.no_pooling,
-        publish_ip: args.publish_addr,
-        // Progress bars for image pulls, only with human logs (and only on a terminal).
-        oci: hearth_oci::OciOptions {
-            progress: args.host.log_format == LogFormat::Human,
-            ..hearth_oci::OciOptions::from_env()
-        },
-        ..EngineOptions::default()
-    })?);
+    let token = admin_token(&args.host)?;
+    let runtime = Arc::new(Runtime::new(engine_options(
+        &args.host,
+        !args.no_cache,
+        !args.no_pooling,
+        args.publish_addr,
+    ))?);
 
     // HTTP workers start idle. When everything shares one core, services run on the worker's
     // runtime too, so a request to a service needs no cross-thread wake-ups.
@@ -115,12 +118,17 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     if threads == 1 {
         runtime.place_services_on(ingress.handle(0));
     }
-
-    let mut running = Vec::with_capacity(workloads.len());
-    for w in &workloads {
-        running.push(runtime.deploy(w).await?);
+    let deployed = Arc::new(Deployed::new(Vec::new()));
+    let drain = Duration::from_secs(args.drain_timeout);
+    let workloads = Arc::new(host_workloads(
+        &runtime,
+        &deployed,
+        args.host.log_format,
+        drain,
+    ));
+    for w in manifests {
+        workloads.apply(w).await?;
     }
-    let deployed = Arc::new(Deployed::new(running));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let http_addr = ingress
@@ -129,35 +137,18 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
             Arc::clone(&deployed),
             stop_rx.clone(),
             ServeOptions {
-                drain_timeout: Duration::from_secs(args.drain_timeout),
+                drain_timeout: drain,
             },
         )
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;
-
     let admin = match args.host.admin {
-        Some(addr) => {
-            let admin_listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen for the admin API on {addr}: {e}"))?;
-            let admin_addr = admin_listener.local_addr()?;
-            tracing::info!(addr = %admin_addr, "admin API listening");
-            let mut stop = stop_rx.clone();
-            let stopped = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            Some(tokio::spawn(hearth_http::serve_admin(
-                admin_listener,
-                Arc::clone(&deployed),
-                stopped,
-            )))
-        }
+        Some(addr) => Some(serve_admin(addr, &workloads, token, stop_rx.clone()).await?),
         None => None,
     };
-
     tracing::info!(
         addr = %http_addr,
         url = %format!("http://{http_addr}/"),
-        workloads = deployed.load().workloads.len(),
+        workloads = workloads.list().len(),
         workers = threads,
         pooling = runtime.engine().pooling(),
         startup_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -170,7 +161,7 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     // workers' runtimes.
     let drained = tokio::task::spawn_blocking(move || {
         let drained = ingress.wait_drained();
-        deployed.load().workloads.iter().for_each(|w| w.stop());
+        workloads.stop_all();
         ingress.close();
         drained
     })
@@ -181,6 +172,104 @@ async fn serve(args: RunArgs, workloads: Vec<hearth_manifest::Workload>) -> anyh
     }
     tracing::info!(drained, "hearth stopped");
     Ok(())
+}
+
+/// The engine settings from the host flags.
+pub(crate) fn engine_options(
+    host: &HostArgs,
+    cache: bool,
+    pooling: bool,
+    publish_ip: std::net::IpAddr,
+) -> EngineOptions {
+    let defaults = EngineOptions::default();
+    EngineOptions {
+        cache_dir: cache.then(|| host.cache_dir.clone().unwrap_or_else(default_cache_dir)),
+        pooling,
+        publish_ip,
+        max_instances: host.max_instances.unwrap_or(defaults.max_instances),
+        ..defaults
+    }
+}
+
+/// The host's workload set: images fetched through the OCI cache, changes published to the
+/// router.
+pub(crate) fn host_workloads(
+    runtime: &Arc<Runtime>,
+    deployed: &Arc<Deployed>,
+    log_format: LogFormat,
+    drain: Duration,
+) -> Workloads {
+    let oci = Arc::new(hearth_oci::Oci::new(hearth_oci::OciOptions {
+        // Progress bars for image pulls, only with human logs (and only on a terminal).
+        progress: log_format == LogFormat::Human,
+        ..hearth_oci::OciOptions::from_env()
+    }));
+    let fetch: hearth_runtime::Fetch = Arc::new(move |w| {
+        let oci = Arc::clone(&oci);
+        Box::pin(async move { hearth_oci::fetch::fetch(&oci, &w).await })
+    });
+    let router = Arc::clone(deployed);
+    Workloads::new(
+        Arc::clone(runtime),
+        fetch,
+        Box::new(move |running| {
+            router.replace(running);
+        }),
+        drain,
+    )
+}
+
+/// The admin API's token from --admin-token-file or HEARTH_ADMIN_TOKEN, if either is set.
+pub(crate) fn admin_token(host: &HostArgs) -> anyhow::Result<Option<String>> {
+    let token = match &host.admin_token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("cannot read the admin token file {}: {e}", path.display())
+            })?;
+            Some(text.trim().to_string())
+        }
+        None => std::env::var("HEARTH_ADMIN_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string()),
+    };
+    if token.as_deref() == Some("") {
+        anyhow::bail!(
+            "the admin token is empty: put a secret in --admin-token-file or HEARTH_ADMIN_TOKEN"
+        );
+    }
+    if let Some(addr) = host.admin
+        && !addr.ip().is_loopback()
+        && token.is_none()
+    {
+        anyhow::bail!(
+            "refusing to serve the admin API on {addr} without a token: anyone who reaches it could run code on this host. Set one with --admin-token-file PATH (a file holding a secret, e.g. `openssl rand -hex 32 > admin.token`) or the HEARTH_ADMIN_TOKEN environment variable, or bind --admin to 127.0.0.1"
+        );
+    }
+    Ok(token)
+}
+
+/// Binds the admin API on `addr` and serves it until `stop` turns true.
+pub(crate) async fn serve_admin(
+    addr: SocketAddr,
+    workloads: &Arc<Workloads>,
+    token: Option<String>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for the admin API on {addr}: {e}"))?;
+    let admin_addr = listener.local_addr()?;
+    tracing::info!(addr = %admin_addr, token = token.is_some(), "admin API listening");
+    let api = Arc::new(AdminApi {
+        workloads: Arc::clone(workloads),
+        token,
+    });
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    Ok(tokio::spawn(hearth_http::serve_admin(
+        listener, api, stopped,
+    )))
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -18,8 +18,12 @@ pub fn main(manifests: &[PathBuf]) -> ExitCode {
     let oci = hearth_oci::Oci::new(hearth_oci::OciOptions::from_env());
     let mut failed = false;
     for w in &workloads {
-        let (images, mut errors, notes) = hearth_runtime::images::available(&oci, w);
-        errors.extend(hearth_runtime::check_available_files(w, &images));
+        let (images, mut errors, notes) = hearth_oci::fetch::available(&oci, w);
+        errors.extend(
+            hearth_runtime::plan::check(w, &images)
+                .into_iter()
+                .map(|e| e.0),
+        );
         for note in notes {
             eprintln!("note: {note}");
         }

@@ -1,15 +1,16 @@
 //! hearth's HTTP edge: the ingress that routes requests by host and longest path prefix into
-//! fresh component instances, and the small admin API.
+//! fresh component instances, and the admin API (status, and the lifecycle API that applies
+//! and deletes workloads on a live host, behind a bearer token).
 //!
 //! Owns the HTTP/1.1 and HTTP/2 server loop, graceful draining, routing, and turning
-//! invocation failures into status codes. It does not own instances or limits: those are
-//! `hearth-runtime`'s.
+//! invocation failures into status codes. It does not own instances, limits or the workload
+//! lifecycle: those are `hearth-runtime`'s.
 
 mod admin;
 mod responses;
 mod router;
 mod server;
 
-pub use admin::{WorkloadStatus, serve_admin, workload_status};
+pub use admin::{AdminApi, MAX_BODY, WorkloadStatus, serve_admin, workload_status};
 pub use router::{Deployed, Router, Snapshot};
 pub use server::{Ingress, ServeOptions, serve};

@@ -21,6 +21,32 @@ pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<OutgoingB
     resp
 }
 
+/// A plain-text response with a body made at run time.
+pub(crate) fn owned_text(status: StatusCode, body: String) -> Response<OutgoingBody> {
+    let mut resp = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(Into::into)
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// `value` as pretty JSON (a `500` if it cannot be rendered).
+pub(crate) fn json_value<T: serde::Serialize>(value: &T) -> Response<OutgoingBody> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => json(body),
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot render the status\n",
+        ),
+    }
+}
+
 /// A JSON response.
 pub(crate) fn json(body: Vec<u8>) -> Response<OutgoingBody> {
     let mut resp = Response::new(
@@ -58,7 +84,7 @@ pub(crate) fn for_error(e: &InvokeError) -> Response<OutgoingBody> {
             StatusCode::GATEWAY_TIMEOUT,
             "504 Gateway Timeout: the component did not answer within its deadline\n",
         ),
-        InvokeError::Guest(_) | InvokeError::ErrorCode(_) | InvokeError::NotHttp => text(
+        InvokeError::Guest(_) | InvokeError::ErrorCode(_) | InvokeError::NotExported(_) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "500 Internal Server Error: the component failed; details are in the host log\n",
         ),

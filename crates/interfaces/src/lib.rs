@@ -4,7 +4,7 @@
 //! The phases are kept apart, after wasmtime's and Spin's lead:
 //! - **link once per engine**: [`add_to_linker`] adds every interface, reading per-store
 //!   state through [`InterfacesHost`];
-//! - **configure once per workload**: [`Interfaces::configure`] turns the manifest's
+//! - **configure once per workload**: [`HostInterfaces::configure`] turns the manifest's
 //!   `hostInterfaces` into bound backends (connecting to Redis or NATS, so an unreachable
 //!   backend fails the deploy) and resolves `config` values;
 //! - **build state once per instance**: [`InterfacesCtx::new`] is an `Arc` clone.
@@ -94,10 +94,11 @@ impl<'a> Declared<'a> {
     }
 }
 
-/// The host-wide state of the interfaces: in-memory stores and the in-memory broker, which
-/// outlive any one workload (a redeploy keeps its memory buckets).
+/// The host's registry of interface backends: the host-wide state (in-memory stores and the
+/// in-memory broker, which outlive any one workload: a redeploy keeps its memory buckets) from
+/// which each workload's declarations are bound.
 #[derive(Default)]
-pub struct Interfaces {
+pub struct HostInterfaces {
     keyvalue: keyvalue::Shared,
     blobstore: blobstore::Shared,
     messaging: messaging::Shared,
@@ -150,7 +151,7 @@ fn paths(prefix: &str, list: &[HostInterfaceSpec]) -> Vec<String> {
         .collect()
 }
 
-impl Interfaces {
+impl HostInterfaces {
     pub fn new() -> Self {
         Self::default()
     }
@@ -191,12 +192,11 @@ impl Interfaces {
         errors
     }
 
-    /// Binds the backends and resolves the config of every part of `workload`. Fails on the
-    /// first problem, naming its field; a backend that cannot be reached is such a problem.
+    /// Binds the backends and resolves the config of every part of `workload`, whose
+    /// declarations [`HostInterfaces::check`] has passed (the runtime's plan checks them once).
+    /// Fails on the first problem, naming its field; a backend that cannot be reached is such
+    /// a problem.
     pub async fn configure(&self, workload: &Workload) -> Result<WorkloadInterfaces, FieldError> {
-        if let Some(first) = Self::check(workload).into_iter().next() {
-            return Err(first);
-        }
         let spec = &workload.spec;
         let name: Arc<str> = workload.name.as_str().into();
         let top_at = paths("", &spec.host_interfaces);

@@ -9,12 +9,14 @@
 mod error;
 mod image;
 mod parse;
+mod part;
 mod types;
 mod validate;
 
 pub use error::{ManifestError, ManifestErrors};
 pub use image::{OCI_REFERENCE_SHAPE, OCI_SCHEME, OciReference, PullPolicy};
 pub use parse::{load_files, parse_str};
+pub use part::{LocalImage, LocalImages, Part};
 pub use types::*;
 pub use validate::{RouteKey, dns_label};
 

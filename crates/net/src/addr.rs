@@ -74,6 +74,30 @@ pub(crate) fn loopback(family: IpAddressFamily) -> IpAddr {
     }
 }
 
+/// Whether a name means the workload's virtual loopback: `localhost` and every name under
+/// `.localhost` (RFC 6761 reserves them for loopback). `name` is already normalised
+/// (lower-case, no trailing dot).
+pub(crate) fn is_loopback_name(name: &str) -> bool {
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+/// **The loopback rule**, shared by `wasi:sockets` (name lookup, connect) and `wasi:http`
+/// (outgoing requests): whether `host`, as a URL or a guest names it, is the workload's own
+/// loopback, reached over the virtual network and never the host's. True for `localhost`, any
+/// name under `.localhost`, `127.0.0.1` and `::1` (brackets, case and a trailing dot
+/// ignored). The rest of 127.0.0.0/8 is the host's real loopback: egress, denied unless an
+/// `allowedHosts` entry names that address.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return is_virtual_loopback(ip);
+    }
+    crate::policy::normalize_name(bare).is_some_and(|n| is_loopback_name(&n))
+}
+
 /// Whether `ip` addresses the workload's virtual loopback: `127.0.0.1` or `::1`, what
 /// `localhost` means. The rest of 127.0.0.0/8 is the host's own loopback, which is real
 /// egress: denied unless an `allowedHosts` entry names that exact address.
@@ -204,5 +228,29 @@ mod tests {
         assert_eq!(check("127.0.0.1:0"), Err(ErrorCode::InvalidArgument));
         assert_eq!(check("0.0.0.0:80"), Err(ErrorCode::InvalidArgument));
         assert_eq!(check("255.255.255.255:80"), Err(ErrorCode::InvalidArgument));
+    }
+
+    #[test]
+    fn the_loopback_rule() {
+        for yes in [
+            "localhost",
+            "LocalHost.",
+            "app.localhost",
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(yes), "{yes}");
+        }
+        for no in [
+            "127.0.0.2",
+            "example.com",
+            "localhost.example.com",
+            "0.0.0.0",
+            "[::2]",
+            "",
+        ] {
+            assert!(!is_loopback_host(no), "{no}");
+        }
     }
 }

@@ -35,6 +35,7 @@ mod udp;
 #[cfg(test)]
 mod host_tests;
 
+pub use addr::is_loopback_host;
 pub use ctx::{NetCtx, NetCtxView, NetView, Role};
 pub use network::{ConnectError, DEFAULT_BACKLOG, EPHEMERAL_PORT_START, Network};
 pub use pipe::{PIPE_CAPACITY, VirtualStream};

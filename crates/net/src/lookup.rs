@@ -83,7 +83,7 @@ fn parse_name(name: &str) -> Result<Parsed, ErrorCode> {
         return Ok(Parsed::Addresses(vec![ip]));
     }
     let name = normalize_name(name).ok_or(ErrorCode::InvalidArgument)?;
-    if name == "localhost" || name.ends_with(".localhost") {
+    if crate::addr::is_loopback_name(&name) {
         return Ok(Parsed::Addresses(vec![
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(Ipv6Addr::LOCALHOST),

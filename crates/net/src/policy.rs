@@ -90,7 +90,7 @@ impl EgressPolicy {
         let Some(name) = normalize_name(host) else {
             return false;
         };
-        if name == "localhost" || name.ends_with(".localhost") {
+        if crate::addr::is_loopback_name(&name) {
             return false;
         }
         self.entries.iter().any(|entry| {
@@ -236,7 +236,7 @@ fn parse_entry(raw: &str) -> Result<Entry, String> {
     if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return Err(format!("a valid IPv4 address, not `{host}`"));
     }
-    if name == "localhost" || name.ends_with(".localhost") {
+    if crate::addr::is_loopback_name(&name) {
         return Err("a non-loopback host: `localhost` is always the workload's own service".into());
     }
     Ok(Entry {

@@ -16,16 +16,19 @@
 //! | `credentials` | reading Docker-format credential files, writing hearth's |
 //! | `registry` | the Distribution API via `oci-client`: HTTP for loopback, auth, retries, error wording |
 //! | `pull`, `push` | the two operations |
+//! | `fetch` | a workload's images as local files, before the runtime plans it |
 //! | `progress` | progress bars on a terminal |
 //!
 //! The reference syntax (`oci://REGISTRY/REPOSITORY:TAG` or `@sha256:...`) and
-//! [`PullPolicy`] belong to `hearth-manifest`, which re-exports nothing from here. Deciding
-//! which images a workload needs, and failing its deploy, belongs to `hearth-runtime`.
+//! [`PullPolicy`] belong to `hearth-manifest`, which re-exports nothing from here. [`fetch`] turns a
+//! workload's images into local files; checking what those files are belongs to
+//! `hearth-runtime`.
 
 mod artifact;
 mod cache;
 mod credentials;
 mod error;
+pub mod fetch;
 mod progress;
 mod pull;
 mod push;

@@ -1,22 +1,29 @@
 //! The compiled-component cache: native code on disk, keyed by the component's content hash
 //! and the engine's compatibility hash, so a second start of the same component skips
-//! compilation and maps the code straight from the file.
+//! compilation and maps the code straight from the file; and in memory, so identical
+//! components used by many workloads of a host are loaded and held once (an entry lives as
+//! long as some running part holds its code).
 
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Where compiled components live; `None` compiles every time.
-#[derive(Debug, Clone)]
+/// Where compiled components live: on disk (`None`: compile every time) and in memory.
+#[derive(Debug)]
 pub struct CompileCache {
     dir: Option<PathBuf>,
+    loaded: Mutex<HashMap<String, Weak<Component>>>,
 }
 
 /// Whether a component came from the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
+    /// Already loaded for another part of this host.
+    Shared,
     /// Loaded precompiled code.
     Hit,
     /// Compiled (and stored, if the cache is enabled).
@@ -26,15 +33,47 @@ pub enum CacheOutcome {
 impl CompileCache {
     /// A cache in `dir`, created on first store.
     pub fn new(dir: Option<PathBuf>) -> Self {
-        Self { dir }
+        Self {
+            dir,
+            loaded: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Loads `wasm` from the cache or compiles it. Blocking: call on the blocking pool.
-    pub fn load(&self, engine: &Engine, wasm: &[u8]) -> anyhow::Result<(Component, CacheOutcome)> {
+    /// The code of `wasm`: shared if some part of this host holds it, else loaded from disk
+    /// or compiled. Blocking: call on the blocking pool.
+    pub fn load(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+    ) -> anyhow::Result<(Arc<Component>, CacheOutcome)> {
+        let key = key(engine, wasm);
+        if let Some(code) = self.lock().get(&key).and_then(Weak::upgrade) {
+            return Ok((code, CacheOutcome::Shared));
+        }
+        let (component, outcome) = self.load_or_compile(engine, &key, wasm)?;
+        let code = Arc::new(component);
+        let mut loaded = self.lock();
+        loaded.retain(|_, w| w.strong_count() > 0);
+        loaded.insert(key, Arc::downgrade(&code));
+        Ok((code, outcome))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Component>>> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn load_or_compile(
+        &self,
+        engine: &Engine,
+        key: &str,
+        wasm: &[u8],
+    ) -> anyhow::Result<(Component, CacheOutcome)> {
         let Some(dir) = &self.dir else {
             return Ok((Component::new(engine, wasm)?, CacheOutcome::Compiled));
         };
-        let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
+        let path = dir.join(format!("{key}.cwasm"));
         if path.exists() {
             match load_precompiled(engine, &path) {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
@@ -84,4 +123,49 @@ fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// The threads that compile and load components: a pool of their own whose threads run at the
+/// lowest scheduling priority (`nice` 19), so a large compile gets the CPU that serving leaves
+/// over instead of taking it from requests in flight. wasmtime's parallel compilation runs on
+/// this pool too (it uses the rayon pool it is called from).
+pub(crate) struct CompilePool {
+    pool: rayon::ThreadPool,
+}
+
+impl CompilePool {
+    /// One thread per core this process may run on.
+    pub(crate) fn new() -> anyhow::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("hearth-compile-{i}"))
+            .start_handler(|_| lower_this_threads_priority())
+            .build()?;
+        Ok(Self { pool })
+    }
+
+    /// Runs `work` on the pool and waits for it without blocking the caller's thread.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pool.spawn(move || {
+            let _ = tx.send(work());
+        });
+        rx.await.ok()
+    }
+}
+
+/// Sets the calling thread's nice value to 19 (Linux schedules threads, so this is per thread).
+#[allow(unsafe_code)]
+fn lower_this_threads_priority() {
+    // SAFETY: `setpriority` only reads its integer arguments; `PRIO_PROCESS` with who = 0
+    // means the calling thread on Linux. A failure (e.g. a seccomp filter) leaves the default
+    // priority, which is only slower to yield, so its result is logged and otherwise ignored.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the compile thread's priority");
+    }
 }

@@ -17,14 +17,13 @@ pub struct EngineOptions {
     /// Use the pooling instance allocator (falls back to on-demand if it cannot reserve its
     /// address space).
     pub pooling: bool,
-    /// Instances (and linear memories) the pool holds at once.
+    /// Instances the pool holds at once: every running request, WIT call and message
+    /// delivery, plus one per running service. Default: [`default_max_instances`].
     pub max_instances: u32,
     /// Largest linear memory any instance may have, in MiB.
     pub max_memory_mib: u32,
     /// The host address published service ports listen on.
     pub publish_ip: std::net::IpAddr,
-    /// Where pulled `oci://` images are cached, credentials, progress bars.
-    pub oci: hearth_oci::OciOptions,
 }
 
 impl Default for EngineOptions {
@@ -32,10 +31,9 @@ impl Default for EngineOptions {
         Self {
             cache_dir: None,
             pooling: true,
-            max_instances: 1000,
+            max_instances: default_max_instances(),
             max_memory_mib: 4096,
             publish_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            oci: hearth_oci::OciOptions::from_env(),
         }
     }
 }
@@ -47,21 +45,25 @@ pub struct HostEngine {
 }
 
 impl HostEngine {
-    /// Builds the engine, trying the pooling allocator first.
+    /// Builds the engine with the pooling allocator (unless disabled). A pool that cannot be
+    /// reserved is an error that says how to size it, not a silent fallback.
     pub fn new(options: &EngineOptions) -> anyhow::Result<Self> {
-        let (engine, pooling) = if options.pooling {
-            match Engine::new(&config(Some(options))) {
-                Ok(engine) => (engine, true),
-                Err(e) => {
-                    tracing::warn!(error = %e, "pooling allocator unavailable (address-space reservation failed); using on-demand allocation");
-                    (Engine::new(&config(None))?, false)
-                }
-            }
+        let engine = if options.pooling {
+            Engine::new(&config(Some(options))).map_err(|e| {
+                let n = u64::from(options.max_instances);
+                let tib = (n * 2 * (u64::from(options.max_memory_mib) << 20)) as f64 / (1u64 << 40) as f64;
+                anyhow::anyhow!(
+                    "cannot reserve the instance pool for --max-instances {n} (about {tib:.1} TiB of address space for their linear memories): {e:#}; lower --max-instances, or run with --no-pooling to allocate instances on demand"
+                )
+            })?
         } else {
-            (Engine::new(&config(None))?, false)
+            Engine::new(&config(None))?
         };
         start_epoch_ticker(&engine);
-        Ok(Self { engine, pooling })
+        Ok(Self {
+            engine,
+            pooling: options.pooling,
+        })
     }
 
     /// The wasmtime engine.
@@ -73,6 +75,24 @@ impl HostEngine {
     pub fn pooling(&self) -> bool {
         self.pooling
     }
+}
+
+/// The pool size for this machine: one instance per 4 MiB of physical memory (a small
+/// component's instance uses a few MiB once touched), at least 1,000 and at most 10,000 (the
+/// address space reserved for their memories grows with it: 8 GiB per instance).
+pub fn default_max_instances() -> u32 {
+    let mib = physical_memory_mib().unwrap_or(4096);
+    u32::try_from(mib / 4)
+        .unwrap_or(u32::MAX)
+        .clamp(1_000, 10_000)
+}
+
+/// `MemTotal` from `/proc/meminfo`, in MiB.
+fn physical_memory_mib() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 fn config(pooling: Option<&EngineOptions>) -> Config {

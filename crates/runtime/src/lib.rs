@@ -1,50 +1,62 @@
-//! hearth's runtime: turns manifests into running, invocable workloads.
+//! hearth's runtime: turns workloads into running, invocable parts, and changes them while
+//! the host serves.
 //!
-//! Owns the wasmtime engine (pooling allocator, epoch ticker), the on-disk compile cache,
-//! resolving each part's image to a local file (pulling `oci://` images through `hearth-oci`),
-//! checking what a component file is and exports, pre-instantiation, the per-component
-//! concurrency gate, and invoking a fresh instance per request with its deadline and memory
-//! limit, and supervising services. It does not own sockets (`hearth-net`) or HTTP serving
-//! (`hearth-http` drives [`ComponentRuntime`]).
+//! The flow, one module per phase (each type names its phase):
+//!
+//! | phase | module | from → to |
+//! |---|---|---|
+//! | plan | `plan/` | [`Workload`] + fetched files → [`Plan`]: what each file is (`world`), who serves each import (`links`), policies and host-interface checks (`check`) |
+//! | build | `build.rs` | [`Plan`] → compiled (cache), bound backends, pre-instantiated parts |
+//! | start | `start.rs` | built parts → [`RunningWorkload`]: published ports, subscriptions, the service |
+//! | swap | `lifecycle.rs` | [`Workloads`]: apply / delete on a live host, per-name serialised |
+//! | invoke | `invoke/` | gate → fresh store → deadline → call → classify, for HTTP, WIT calls and messages |
+//!
+//! Beside them: `engine.rs` (pooling allocator, epochs), `cache.rs` (compiled code on disk),
+//! `service.rs` (the supervisor), `publish.rs` (host ports), `state.rs` (what a store holds),
+//! `outgoing_http.rs`, `guest_log.rs`, `gate.rs`, `inspect.rs` (for `hearth inspect`).
+//!
+//! It does not fetch images (`hearth-oci`, before planning), own sockets (`hearth-net`) or
+//! serve HTTP (`hearth-http` drives [`ComponentRuntime`] and [`Workloads`]).
 
+mod build;
 mod cache;
-mod call;
-mod deploy;
 mod engine;
 mod gate;
 mod guest_log;
-pub mod images;
 pub mod inspect;
 mod invoke;
-mod links;
-mod messaging;
+mod lifecycle;
 mod outgoing_http;
+pub mod plan;
+mod publish;
 mod service;
+mod start;
 mod state;
+mod workload;
 
+pub use build::DeployError;
 pub use cache::CompileCache;
-pub use deploy::{
-    ComponentRuntime, ComponentStats, DeployError, RunningWorkload, StatsSnapshot,
-    check_available_files, check_files,
-};
-pub use engine::{EngineOptions, HostEngine};
+pub use engine::{EngineOptions, HostEngine, default_max_instances};
 pub use gate::{Gate, Permit};
-pub use invoke::{InvokeError, OutgoingBody};
-pub use service::{PublishedPort, ServiceRuntime, ServiceState, ServiceStatus};
+pub use hearth_manifest::Workload;
+pub use invoke::InvokeError;
+pub use invoke::http::OutgoingBody;
+pub use lifecycle::{Applied, ApplyError, Fetch, FetchFuture, Publish, Workloads};
+pub use plan::Plan;
+pub use publish::PublishedPort;
+pub use service::{ServiceRuntime, ServiceState, ServiceStatus};
 pub use state::InvocationState;
+pub use workload::{ComponentRuntime, ComponentStats, RunningWorkload, StatsSnapshot};
 
-use hearth_manifest::Workload;
-use std::sync::Arc;
-
-/// The engine, the compile cache and the linker shared by every workload of a host.
+/// The engine, the compile cache, the linker and the host interfaces shared by every
+/// workload of a host.
 pub struct Runtime {
     engine: HostEngine,
     cache: CompileCache,
+    compiler: cache::CompilePool,
     linker: wasmtime::component::Linker<InvocationState>,
-    interfaces: hearth_interfaces::Interfaces,
+    interfaces: hearth_interfaces::HostInterfaces,
     publish_ip: std::net::IpAddr,
-    /// Pulls `oci://` images (and caches them) before a deploy reads them.
-    oci: hearth_oci::Oci,
     /// Where services run; `None` gives each its own thread.
     service_place: std::sync::Mutex<Option<tokio::runtime::Handle>>,
 }
@@ -64,10 +76,10 @@ impl Runtime {
         linker.allow_shadowing(false);
         hearth_interfaces::add_to_linker(&mut linker)?;
         Ok(Self {
-            interfaces: hearth_interfaces::Interfaces::new(),
+            interfaces: hearth_interfaces::HostInterfaces::new(),
             publish_ip: options.publish_ip,
-            oci: hearth_oci::Oci::new(options.oci.clone()),
             service_place: std::sync::Mutex::new(None),
+            compiler: cache::CompilePool::new()?,
             engine,
             cache,
             linker,
@@ -91,33 +103,15 @@ impl Runtime {
             .clone()
     }
 
-    /// The OCI client that pulls `oci://` images.
-    pub fn oci(&self) -> &hearth_oci::Oci {
-        &self.oci
+    /// Where a workload's background tasks (deliveries, published ports) run: beside the
+    /// services when they share a runtime, else on the caller's.
+    pub(crate) fn place(&self) -> tokio::runtime::Handle {
+        self.service_place()
+            .unwrap_or_else(tokio::runtime::Handle::current)
     }
 
     /// The engine, for callers that need its configuration.
     pub fn engine(&self) -> &HostEngine {
         &self.engine
-    }
-
-    /// Resolves, compiles (or loads from cache) and pre-instantiates every component of a
-    /// workload. Compilation runs on the blocking pool.
-    pub async fn deploy(
-        self: &Arc<Self>,
-        workload: &Workload,
-    ) -> Result<Arc<RunningWorkload>, DeployError> {
-        deploy::deploy(self, workload, None).await
-    }
-
-    /// Deploys a new version of `workload` next to `previous`, keeping `previous`'s network
-    /// and running service (not restarted; its calls into components reach the new ones).
-    /// The caller swaps the result in and drops `previous` once its requests are done.
-    pub async fn redeploy_keeping_service(
-        self: &Arc<Self>,
-        workload: &Workload,
-        previous: &RunningWorkload,
-    ) -> Result<Arc<RunningWorkload>, DeployError> {
-        deploy::deploy(self, workload, Some(previous)).await
     }
 }

@@ -1,7 +1,8 @@
-//! Outgoing `wasi:http` requests. A request to `localhost`, `127.0.0.1` or `[::1]` is carried
-//! over the workload's virtual network to its service (which may be an HTTP server); any
-//! other destination must be allowed by the caller's `allowedHosts`, and then goes out
-//! through wasmtime-wasi-http's default client.
+//! Outgoing `wasi:http` requests. A request to the workload's loopback (the one rule,
+//! [`hearth_net::is_loopback_host`]: `localhost`, `*.localhost`, `127.0.0.1`, `[::1]`, the same
+//! names `wasi:sockets` treats as loopback) is carried over the virtual network to its service
+//! (which may be an HTTP server); any other destination must be allowed by the caller's
+//! `allowedHosts`, and then goes out through wasmtime-wasi-http's default client.
 
 use bytes::Bytes;
 use hearth_net::{EgressPolicy, Network};
@@ -36,14 +37,14 @@ impl WasiHttpHooks for HttpHooks {
             let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
             let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
             let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            if is_loopback(host) {
+            if hearth_net::is_loopback_host(host) {
                 if https {
                     // The virtual network carries plain bytes; TLS to one's own service is moot.
                     return Err(Error::HttpProtocolError);
                 }
                 return to_service(&network, port, request).await;
             }
+            let host = host.trim_start_matches('[').trim_end_matches(']');
             let allowed = match host.parse::<std::net::IpAddr>() {
                 Ok(ip) => policy.allows_ip(ip, port),
                 Err(_) => policy.allows_name(host, Some(port)),
@@ -59,14 +60,6 @@ impl WasiHttpHooks for HttpHooks {
             ))
         })
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
-            std::net::IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
-            std::net::IpAddr::V6(v6) => v6.is_loopback(),
-        })
 }
 
 /// HTTP/1.1 over an in-memory connection to the service's port.

@@ -5,8 +5,10 @@
 //! Everything an incarnation holds lives in its store, so dropping the store releases it: its
 //! listening ports (the next incarnation can bind them at once), its connections (peers see
 //! EOF), its memory. Each service runs on its own thread so a busy or crash-looping service
-//! cannot slow the HTTP workers or other services.
+//! cannot slow the HTTP workers or other services. Published host ports belong to the
+//! workload (`publish.rs`), not to the service, so they outlive a service replaced by an update.
 
+use crate::publish::PublishedPort;
 use crate::state::{InvocationState, StateTemplate};
 use hearth_manifest::{RestartPolicy, RestartSpec};
 use hearth_net::Network;
@@ -58,16 +60,6 @@ pub struct ServiceStatus {
     pub published: Vec<PublishedPort>,
 }
 
-/// A host port published for a service port.
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishedPort {
-    /// The service's port inside the workload.
-    pub port: u16,
-    /// The host address whose connections are spliced into it.
-    pub host: std::net::SocketAddr,
-}
-
 /// How one incarnation ended.
 enum Exit {
     Clean(String),
@@ -80,8 +72,8 @@ pub struct ServiceRuntime {
     pub(crate) template: StateTemplate,
     pub(crate) restart: RestartSpec,
     pub(crate) network: Arc<Network>,
-    pub(crate) publishers: Mutex<Vec<(u16, std::net::TcpListener)>>,
-    published: Mutex<Vec<PublishedPort>>,
+    /// Its code, held so the compile cache shares it while it runs.
+    _code: Arc<wasmtime::component::Component>,
     status: Mutex<(ServiceState, u32, Option<String>)>,
     stop: watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -94,23 +86,14 @@ impl ServiceRuntime {
         template: StateTemplate,
         restart: RestartSpec,
         network: Arc<Network>,
-        publishers: Vec<(u16, std::net::TcpListener)>,
+        code: Arc<wasmtime::component::Component>,
     ) -> Self {
-        let published = publishers
-            .iter()
-            .filter_map(|(port, l)| {
-                l.local_addr()
-                    .ok()
-                    .map(|host| PublishedPort { port: *port, host })
-            })
-            .collect();
         Self {
             pre,
             template,
             restart,
             network,
-            publishers: Mutex::new(publishers),
-            published: Mutex::new(published),
+            _code: code,
             status: Mutex::new((ServiceState::Starting, 0, None)),
             stop: watch::channel(false).0,
             thread: Mutex::new(None),
@@ -118,15 +101,15 @@ impl ServiceRuntime {
         }
     }
 
-    /// The current status.
-    pub fn status(&self) -> ServiceStatus {
+    /// The current status, with the host ports published for it.
+    pub fn status(&self, published: Vec<PublishedPort>) -> ServiceStatus {
         let (state, restarts, last_exit) = lock(&self.status).clone();
         ServiceStatus {
             state,
             restarts,
             last_exit,
             listening: self.network.listening_ports(),
-            published: lock(&self.published).clone(),
+            published,
         }
     }
 
@@ -140,20 +123,6 @@ impl ServiceRuntime {
         *lock(&self.done) = Some(done_rx);
         let this = Arc::clone(self);
         let supervise = async move {
-            let publishers = std::mem::take(&mut *lock(&this.publishers));
-            for (port, listener) in publishers {
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => {
-                        tokio::spawn(publish(
-                            l,
-                            Arc::clone(&this.network),
-                            port,
-                            this.stop.subscribe(),
-                        ));
-                    }
-                    Err(e) => tracing::error!(error = %e, port, "cannot serve a published port"),
-                }
-            }
             this.supervise().await;
             let _ = done_tx.send(());
         };
@@ -285,39 +254,6 @@ impl ServiceRuntime {
                 }
                 None => Exit::Crashed(format!("trapped: {}", e.root_cause())),
             },
-        }
-    }
-}
-
-/// Splices connections to a host port into the service's port in its workload network.
-async fn publish(
-    listener: tokio::net::TcpListener,
-    network: Arc<Network>,
-    port: u16,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let (mut tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, port, "published port accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
-        };
-        let _ = tcp.set_nodelay(true);
-        match network.connect(port) {
-            Ok(mut stream) => {
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut stream).await;
-                });
-            }
-            Err(e) => {
-                tracing::debug!(%peer, port, error = %e, "published port: service not listening")
-            }
         }
     }
 }

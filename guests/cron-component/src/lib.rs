@@ -1,5 +1,6 @@
 //! The work the cron service schedules: exports `wasmcloud:example/cron.invoke`, prints a
-//! line per call (forwarded to hearth's log), and fails on purpose when `FAIL` is set.
+//! line per call (forwarded to hearth's log, with `VERSION` when set), and fails on purpose
+//! when `FAIL` is set.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -18,7 +19,9 @@ impl exports::wasmcloud::example::cron::Guest for Component {
         if std::env::var("TRAP").is_ok() {
             panic!("cron component trapping on purpose");
         }
-        println!("cron tick (calls on this instance: {n})");
+        // `VERSION` tells versions apart in the log, e.g. across a live update.
+        let version = std::env::var("VERSION").map(|v| format!(" {v}")).unwrap_or_default();
+        println!("cron tick{version} (calls on this instance: {n})");
         Ok(())
     }
 }

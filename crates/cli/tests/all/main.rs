@@ -8,6 +8,7 @@ mod dev;
 mod faults;
 mod inspect;
 mod keyvalue;
+mod lifecycle;
 mod links;
 mod manifests;
 mod messaging;

@@ -292,7 +292,8 @@ fn subscriptions_need_a_handler_export_and_valid_subjects() {
     let (code, _, err) = crate::support::hearth_cmd(&["validate", m.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("spec.components[0].subscriptions: the component does not export `wasmcloud:messaging/handler`"),
+        err.contains("spec.components[0].subscriptions: `")
+            && err.contains("does not export `wasmcloud:messaging/handler`, which a component with `subscriptions` must"),
         "{err}"
     );
 

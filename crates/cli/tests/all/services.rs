@@ -26,7 +26,7 @@ fn service_status(host: &Hearth, workload: &str) -> Value {
 }
 
 /// Polls the admin API until `pred` holds for the workload's service status.
-fn wait_status(
+pub(crate) fn wait_status(
     host: &Hearth,
     workload: &str,
     within: Duration,
@@ -47,7 +47,7 @@ fn wait_status(
     }
 }
 
-fn listening_on(s: &Value, port: u16) -> bool {
+pub(crate) fn listening_on(s: &Value, port: u16) -> bool {
     s["state"] == "running"
         && s["listening"]
             .as_array()
@@ -464,4 +464,66 @@ fn on_one_worker_the_service_shares_its_runtime_and_still_stops_cleanly() {
         &["service stopped", r#""workload":"solo""#],
         Duration::from_secs(1),
     );
+}
+
+#[test]
+fn the_loopback_rule_is_the_same_for_sockets_and_http() {
+    // `app.localhost` is the workload's own loopback over `wasi:http` ...
+    let dir = TempDir::new("loopback-rule");
+    let web = dir.write(
+        "web.yaml",
+        manifest(
+            "web",
+            &format!(
+                "    - name: client\n      image: {}\n      http: {{ host: web.localhost }}\n",
+                wasm("http_client")
+            ),
+            &format!("    image: {}\n", wasm("http_service")),
+        ),
+    );
+    // ... and over `wasi:sockets`.
+    let kv = dir.write(
+        "kv.yaml",
+        manifest(
+            "kv",
+            &format!(
+                "    - name: probe\n      image: {}\n      http: {{ host: probe.localhost }}\n",
+                wasm("tcp_client")
+            ),
+            &format!(
+                "    image: {}\n    env: {{ CACHE_PORT: \"6380\" }}\n",
+                wasm("cache_service")
+            ),
+        ),
+    );
+    let host = Hearth::start(&[&web, &kv]);
+    wait_status(&host, "web", Duration::from_secs(10), |s| {
+        listening_on(s, 8081)
+    });
+    wait_status(&host, "kv", Duration::from_secs(10), |s| {
+        listening_on(s, 6380)
+    });
+    for name in ["app.localhost", "LOCALHOST.", "127.0.0.1"] {
+        let r = host.get(
+            "web.localhost",
+            &format!("/url?u=http%3A%2F%2F{name}%3A8081%2Fvia-{name}"),
+        );
+        assert_eq!(r.status, 200, "wasi:http to {name}: {}", r.body);
+        assert!(
+            r.body.starts_with(&format!("service saw GET /via-{name}")),
+            "{}",
+            r.body
+        );
+        let r = host.get("probe.localhost", &format!("/connect/{name}/6380"));
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "connected: ERR unknown command\n"),
+            "wasi:sockets to {name}"
+        );
+    }
+    // The rest of 127.0.0.0/8 is the host's own loopback, on both paths: denied.
+    let r = host.get("web.localhost", "/url?u=http%3A%2F%2F127.0.0.2%3A8081%2F");
+    assert_eq!(r.status, 502, "{}", r.body);
+    let r = host.get("probe.localhost", "/connect/127.0.0.2/6380");
+    assert_eq!(r.status, 502, "{}", r.body);
 }

@@ -81,6 +81,10 @@ pub struct Hearth {
     pub http: SocketAddr,
     pub admin: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The admin API's bearer token, when the host was started with one.
+    pub token: Option<String>,
+    /// Keeps the token file alive.
+    _dir: Option<TempDir>,
 }
 
 impl Hearth {
@@ -158,7 +162,37 @@ impl Hearth {
             http: http.unwrap(),
             admin: admin.unwrap(),
             logs,
+            token: None,
+            _dir: None,
         }
+    }
+
+    /// An empty host (no manifests) whose admin API needs `token`, started with `extra`.
+    pub fn with_token(token: &str, extra: &[&str]) -> Self {
+        let dir = TempDir::new("token");
+        let file = dir.write("admin.token", format!("{token}\n"));
+        let mut args = vec!["--admin-token-file", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut host = Self::start_with(&[], &args);
+        host.token = Some(token.to_string());
+        host._dir = Some(dir);
+        host
+    }
+
+    /// `method path` on the admin API with `body`, carrying the host's token if it has one.
+    pub fn admin_send(&self, method: &str, path: &str, body: &[u8]) -> RawResponse {
+        let auth = self
+            .token
+            .as_ref()
+            .map(|t| ("Authorization".to_string(), format!("Bearer {t}")));
+        send_with(self.admin, method, "admin", path, auth.as_slice(), body)
+    }
+
+    /// `PUT /v1/workloads/NAME` with a manifest document; asserts the answer's status.
+    pub fn apply(&self, name: &str, manifest: &str, status: u16) -> RawResponse {
+        let r = self.admin_send("PUT", &format!("/v1/workloads/{name}"), manifest.as_bytes());
+        assert_eq!(r.status, status, "PUT {name}: {}", r.text());
+        r
     }
 
     /// `GET path` with `Host: host`.
@@ -173,9 +207,9 @@ impl Hearth {
 
     /// `GET /v1/workloads` on the admin API, parsed.
     pub fn workloads(&self) -> serde_json::Value {
-        let resp = self.admin_get("/v1/workloads");
-        assert_eq!(resp.status, 200, "{}", resp.body);
-        serde_json::from_str(&resp.body).unwrap()
+        let resp = self.admin_send("GET", "/v1/workloads", b"");
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        serde_json::from_slice(&resp.body).unwrap()
     }
 
     /// Every log line so far.
@@ -417,12 +451,28 @@ impl Hearth {
 
 /// One request with a body over a fresh connection (`Connection: close`), read to the end.
 pub fn send(addr: SocketAddr, method: &str, host: &str, path: &str, body: &[u8]) -> RawResponse {
+    send_with(addr, method, host, path, &[], body)
+}
+
+/// [`send`] with extra request headers.
+pub fn send_with(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> RawResponse {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();

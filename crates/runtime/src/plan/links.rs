@@ -1,18 +1,48 @@
-//! Resolving WIT links inside a workload: which component's export satisfies which import.
+//! Who serves each import: the one rule ([`provider`]) that says whether the host (WASI, a host
+//! interface) or a component of the workload serves an import, and linking the latter.
 //!
-//! Host interfaces are all `wasi:*` plus `wasmcloud:messaging`; any other import of a component or of the service must be
-//! exported by exactly one component of the same workload (same package and interface, a
-//! compatible version). Components may call components (cycles are refused) and the service
+//! Host interfaces are all `wasi:*` plus `wasmcloud:messaging`; any other import of a component
+//! or of the service must be exported by exactly one component of the same workload (same
+//! package and interface, a compatible version). Components may call components (cycles are refused) and the service
 //! may call components; components may never call the service over WIT: they reach it over
 //! TCP on localhost.
 
-use crate::deploy::DeployError;
-use crate::inspect::Interfaces;
-use hearth_manifest::Workload;
+use super::world::World;
+use crate::DeployError;
+use hearth_manifest::{Part, Workload};
 
-/// Whether an import is for the host to provide.
-pub(crate) fn is_host_interface(name: &str) -> bool {
-    name.starts_with("wasi:") || hearth_interfaces::serves(name)
+/// What would satisfy one import of a component on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    /// A WASI 0.2 interface wasmtime-wasi serves (sockets: hearth's virtual network).
+    Wasi(&'static str),
+    /// One of hearth's host interfaces, with its backends (the first is the default).
+    Host {
+        package: &'static str,
+        backends: &'static [&'static str],
+    },
+    /// A host-style interface (`wasi:*`) this host does not provide: deploy would fail.
+    NotProvided,
+    /// Not a host interface: a component of the same workload must export it.
+    Workload,
+}
+
+/// Who serves `import` on this host.
+pub fn provider(import: &str) -> Provider {
+    let package = hearth_interfaces::package_of(import);
+    if let Some((package, backends)) = hearth_interfaces::PACKAGES
+        .iter()
+        .find(|(p, _)| *p == package)
+    {
+        return Provider::Host { package, backends };
+    }
+    match package {
+        "wasi:sockets" => Provider::Wasi("hearth's virtual network (hearth-net)"),
+        "wasi:http" => Provider::Wasi("wasmtime-wasi-http; localhost goes to the service"),
+        p if WASI_PACKAGES.contains(&p) => Provider::Wasi("wasmtime-wasi"),
+        p if p.starts_with("wasi:") => Provider::NotProvided,
+        _ => Provider::Workload,
+    }
 }
 
 /// The WASI packages wasmtime-wasi and wasmtime-wasi-http serve (with `wasi:sockets` replaced
@@ -28,7 +58,7 @@ pub(crate) const WASI_PACKAGES: &[&str] = &[
 ];
 
 /// Every host interface package this host serves, for error messages.
-pub(crate) fn served_packages() -> Vec<&'static str> {
+pub fn served_packages() -> Vec<&'static str> {
     let mut all: Vec<&str> = WASI_PACKAGES.to_vec();
     all.extend(hearth_interfaces::PACKAGES.iter().map(|(p, _)| *p));
     all.sort_unstable();
@@ -38,13 +68,13 @@ pub(crate) fn served_packages() -> Vec<&'static str> {
 /// Fails if `importer` imports a host interface this host does not serve, listing what it does.
 pub(crate) fn check_host_imports(
     workload: &Workload,
-    at: &str,
-    importer: &Interfaces,
+    part: Part,
+    importer: &World,
 ) -> Result<(), DeployError> {
     let unserved: Vec<&str> = importer
         .imports
         .iter()
-        .filter(|i| crate::inspect::provider(i) == crate::inspect::Provider::NotProvided)
+        .filter(|i| provider(i) == Provider::NotProvided)
         .map(String::as_str)
         .collect();
     if unserved.is_empty() {
@@ -52,7 +82,7 @@ pub(crate) fn check_host_imports(
     }
     Err(DeployError::at(
         workload,
-        workload.source.field(&format!("{at}.image")),
+        workload.field_of(part, "image"),
         format!(
             "imports {}, which this host does not provide; it provides {}",
             unserved
@@ -85,7 +115,7 @@ fn compatible_prefix(version: &str) -> String {
 }
 
 /// Whether `export` satisfies `import`: same interface, compatible versions.
-pub(crate) fn satisfies(import: &str, export: &str) -> bool {
+pub fn satisfies(import: &str, export: &str) -> bool {
     let (ib, iv) = split_version(import);
     let (eb, ev) = split_version(export);
     ib == eb
@@ -105,26 +135,30 @@ pub(crate) struct Link {
     pub provider: usize,
 }
 
-/// Resolves the non-host imports of `importer` (a component at `at`, or the service) against the
-/// components' exports. Every problem is reported in one error.
-pub(crate) fn resolve(
+/// Links the imports of `part` that the workload serves to the components exporting them.
+/// Every problem is reported in one error.
+pub(crate) fn link_imports(
     workload: &Workload,
-    at: &str,
-    importer: &Interfaces,
-    components: &[&Interfaces],
-    service: Option<&Interfaces>,
-    is_service: bool,
+    part: Part,
+    importer: &World,
+    components: &[&World],
+    service: Option<&World>,
 ) -> Result<Vec<Link>, DeployError> {
+    let is_service = part == Part::Service;
     let names: Vec<&str> = workload
         .spec
         .components
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    check_host_imports(workload, at, importer)?;
+    check_host_imports(workload, part, importer)?;
     let mut links = Vec::new();
     let mut missing = Vec::new();
-    for import in importer.imports.iter().filter(|i| !is_host_interface(i)) {
+    for import in importer
+        .imports
+        .iter()
+        .filter(|i| provider(i) == Provider::Workload)
+    {
         let providers: Vec<(usize, &String)> = components
             .iter()
             .enumerate()
@@ -147,7 +181,7 @@ pub(crate) fn resolve(
                 if service_has && !is_service {
                     return Err(DeployError::at(
                         workload,
-                        workload.source.field(&format!("{at}.image")),
+                        workload.field_of(part, "image"),
                         format!(
                             "imports `{import}`, which only the service exports: components cannot call the service over WIT; connect to it over TCP on localhost instead"
                         ),
@@ -184,7 +218,7 @@ pub(crate) fn resolve(
                     .collect();
                 return Err(DeployError::at(
                     workload,
-                    workload.source.field(&format!("{at}.image")),
+                    workload.field_of(part, "image"),
                     format!(
                         "imports `{import}`, which several components export ({}); say which in `spec.links: [{{import: {import}, component: NAME}}]`",
                         who.join(", ")
@@ -219,7 +253,7 @@ pub(crate) fn resolve(
     };
     Err(DeployError::at(
         workload,
-        workload.source.field(&format!("{at}.image")),
+        workload.field_of(part, "image"),
         format!(
             "{who} imports {}, which no host interface provides (hearth provides wasi:* interfaces) and no component of this workload exports ({})",
             missing.join(", "),
@@ -319,8 +353,8 @@ mod rules {
             .remove(0)
     }
 
-    fn ifaces(imports: &[&str], exports: &[&str]) -> Interfaces {
-        Interfaces {
+    fn ifaces(imports: &[&str], exports: &[&str]) -> World {
+        World {
             imports: imports.iter().map(|s| s.to_string()).collect(),
             exports: exports.iter().map(|s| s.to_string()).collect(),
         }
@@ -337,9 +371,9 @@ mod rules {
             ],
             &[],
         );
-        assert!(check_host_imports(&w, "components[0]", &ok).is_ok());
+        assert!(check_host_imports(&w, Part::Component(0), &ok).is_ok());
         let bad = ifaces(&["wasi:nn/graph@0.2.0", "wasi:io/poll@0.2.0"], &[]);
-        let err = resolve(&w, "components[0]", &bad, &[&bad], None, false)
+        let err = link_imports(&w, Part::Component(0), &bad, &[&bad], None)
             .unwrap_err()
             .to_string();
         assert!(
@@ -374,7 +408,7 @@ mod rules {
         let a = ifaces(&["wasi:cli/environment@0.2.0", "acme:cache/api@0.1.0"], &[]);
         let b = ifaces(&[], &[]);
         let service = ifaces(&[], &["acme:cache/api@0.1.0"]);
-        let err = resolve(&w, "components[0]", &a, &[&a, &b], Some(&service), false)
+        let err = link_imports(&w, Part::Component(0), &a, &[&a, &b], Some(&service))
             .unwrap_err()
             .to_string();
         assert!(
@@ -388,7 +422,7 @@ mod rules {
         let w = workload();
         let a = ifaces(&["acme:x/one@1.0.0", "acme:x/two@1.0.0"], &[]);
         let b = ifaces(&[], &["acme:x/three@1.0.0"]);
-        let err = resolve(&w, "components[0]", &a, &[&a, &b], None, false)
+        let err = link_imports(&w, Part::Component(0), &a, &[&a, &b], None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("the component imports acme:x/one@1.0.0, acme:x/two@1.0.0, which no host interface provides"), "{err}");
@@ -401,7 +435,7 @@ mod rules {
         let s = ifaces(&["acme:x/one@1.0.0"], &[]);
         let a = ifaces(&[], &["acme:x/one@1.0.0"]);
         let b = ifaces(&[], &["acme:x/one@1.2.0"]);
-        let err = resolve(&w, "service", &s, &[&a, &b], None, true)
+        let err = link_imports(&w, Part::Service, &s, &[&a, &b], None)
             .unwrap_err()
             .to_string();
         assert!(
@@ -412,7 +446,7 @@ mod rules {
         let pinned = hearth_manifest::parse_str(std::path::Path::new("w.yaml"), text)
             .unwrap()
             .remove(0);
-        let links = resolve(&pinned, "service", &s, &[&a, &b], None, true).unwrap();
+        let links = link_imports(&pinned, Part::Service, &s, &[&a, &b], None).unwrap();
         assert_eq!(
             (links[0].provider, links[0].export.as_str()),
             (1, "acme:x/one@1.2.0")

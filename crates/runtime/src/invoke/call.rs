@@ -1,18 +1,16 @@
-//! Calls into a component's exports over WIT, for a service (issue 4's cron pattern): every
-//! call gets a fresh instance of the exporting component, within that component's limits
-//! (`maxConcurrency`, deadline, memory), exactly like an HTTP request.
+//! A WIT call on the one invoke path: a service (the seed's cron pattern) or a component calls
+//! an export of another component of its workload, and every call gets a fresh instance of
+//! the callee, within its limits (`maxConcurrency`, deadline, memory), like an HTTP request.
+//! Also defines those imports in a linker ([`link_export`]).
 
-use crate::deploy::ComponentRuntime;
-use crate::invoke::InvokeError;
+use super::{Admission, InvokeError};
 use crate::state::InvocationState;
+use crate::workload::ComponentRuntime;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
-use wasmtime::Trap;
 use wasmtime::component::{Linker, Val};
 
-/// Where linked calls to a component go. `hearth dev` points it at the new version of the
-/// component on reload, so a service that keeps running calls the new code.
+/// Where linked calls to a component go. An update that keeps the service points it at the
+/// new version of the component, so the running service calls the new code.
 pub(crate) struct Callee {
     current: arc_swap::ArcSwap<ComponentRuntime>,
 }
@@ -42,15 +40,13 @@ impl ComponentRuntime {
         params: &[Val],
         results: &mut [Val],
     ) -> Result<(), InvokeError> {
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let Some(_permit) = self.gate.enter().await else {
-            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(InvokeError::Overloaded);
-        };
-        let timeout = Duration::from_millis(self.limits.timeout_ms);
-        let deadline = Instant::now() + timeout;
-        let mut store = self.new_store(deadline);
-        let run = async {
+        let super::Invocation {
+            mut store,
+            deadline,
+            timeout,
+            permit: _permit,
+        } = self.admit(Admission::Bounded).await?;
+        let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let iface = instance
                 .get_export_index(&mut store, None, interface)
@@ -65,39 +61,7 @@ impl ComponentRuntime {
             })?;
             f.call_async(&mut store, params, results).await
         };
-        match tokio::time::timeout_at(deadline.into(), run).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) => {
-                self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                Err(InvokeError::Timeout(timeout))
-            }
-            Ok(Err(e)) => {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(workload = %self.workload, component = %self.name, reason = %e.root_cause(), detail = ?e, "call failed");
-                Err(InvokeError::Guest(e))
-            }
-            Err(_) => {
-                self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                Err(InvokeError::Timeout(timeout))
-            }
-        }
-    }
-}
-
-impl InvokeError {
-    /// A one-line reason a caller may see, without guest internals.
-    pub fn short_reason(&self) -> String {
-        match self {
-            InvokeError::Overloaded => "the component is at its concurrency limit".into(),
-            InvokeError::Timeout(t) => {
-                format!("the component did not return within {} ms", t.as_millis())
-            }
-            InvokeError::Guest(e) => match e.downcast_ref::<Trap>() {
-                Some(trap) => format!("the component trapped: {trap}"),
-                None => "the component failed".into(),
-            },
-            InvokeError::ErrorCode(_) | InvokeError::NotHttp => "the component failed".into(),
-        }
+        self.complete(deadline, timeout, call).await
     }
 }
 

@@ -1,0 +1,128 @@
+//! The admin API, on its own listener:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /healthz` | `ok` (never needs the token) |
+//! | `GET /v1/workloads` | every workload's status (JSON) |
+//! | `GET /v1/workloads/{name}` | one workload's status, or `404` |
+//! | `PUT /v1/workloads/{name}` | apply a manifest document (YAML or JSON): `201` created, `200` configured or unchanged |
+//! | `DELETE /v1/workloads/{name}` | delete it, once drained: `200`, or `404` |
+//!
+//! With a token, every request but `/healthz` needs `Authorization: Bearer <token>`, compared
+//! in constant time; a refusal is `401` and is logged with the peer's address, never the
+//! token. Request bodies are bounded ([`MAX_BODY`]).
+
+mod lifecycle;
+mod status;
+
+pub use status::{WorkloadStatus, workload_status};
+
+use crate::responses;
+use hearth_runtime::{OutgoingBody, Workloads};
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+
+/// Largest request body the admin API reads (a manifest document); larger is `413`.
+pub const MAX_BODY: usize = 16 << 20;
+
+/// What the admin API serves and who may use it.
+pub struct AdminApi {
+    /// The host's workloads.
+    pub workloads: Arc<Workloads>,
+    /// The bearer token every request but `/healthz` must carry; `None` allows all (only
+    /// ever on a loopback address: the CLI refuses anything else).
+    pub token: Option<String>,
+}
+
+impl AdminApi {
+    /// Whether `req` carries the token (or none is needed).
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+    }
+}
+
+/// Serves the admin API until `shutdown` resolves.
+pub async fn serve_admin(
+    listener: TcpListener,
+    api: Arc<AdminApi>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let api = Arc::clone(&api);
+        let service = service_fn(move |req| {
+            let api = Arc::clone(&api);
+            async move { Ok::<_, Infallible>(route(&api, peer, req).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+async fn route(api: &AdminApi, peer: SocketAddr, req: Request<Incoming>) -> Response<OutgoingBody> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        return match *req.method() {
+            Method::GET => responses::text(StatusCode::OK, "ok\n"),
+            _ => method_not_allowed(),
+        };
+    }
+    if !api.authorized(&req) {
+        tracing::warn!(%peer, method = %req.method(), %path, "admin request refused: missing or wrong bearer token");
+        return responses::owned_text(
+            StatusCode::UNAUTHORIZED,
+            "401 Unauthorized: send `Authorization: Bearer <token>` (hearth reads it from --admin-token-file or HEARTH_ADMIN_TOKEN)\n".into(),
+        );
+    }
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/v1/workloads") => {
+            responses::json_value(&workload_status(&api.workloads.list()))
+        }
+        (_, "/v1/workloads") => method_not_allowed(),
+        (method, p) => match p.strip_prefix("/v1/workloads/") {
+            Some(name) if !name.contains('/') => {
+                let name = name.to_string();
+                lifecycle::handle(&api.workloads, method, &name, req).await
+            }
+            _ => responses::text(StatusCode::NOT_FOUND, "404 Not Found\n"),
+        },
+    }
+}
+
+fn method_not_allowed() -> Response<OutgoingBody> {
+    responses::text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n")
+}

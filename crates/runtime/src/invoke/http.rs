@@ -1,0 +1,73 @@
+//! An HTTP request on the one invoke path: admit, hand the request and a response slot to a
+//! fresh instance of `wasi:http/incoming-handler`, and answer as soon as the guest sets the
+//! response (its body keeps streaming from the instance, which holds its gate slot until done).
+
+use super::{Admission, InvokeError};
+use crate::workload::ComponentRuntime;
+use bytes::Bytes;
+use std::sync::Arc;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+/// The body type of every response hearth produces.
+pub type OutgoingBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+impl ComponentRuntime {
+    /// Serves one request on a fresh instance.
+    pub async fn handle_http<B>(
+        self: &Arc<Self>,
+        req: hyper::Request<B>,
+    ) -> Result<hyper::Response<OutgoingBody>, InvokeError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let Some(proxy) = self.proxy.clone() else {
+            return self.record(Err(InvokeError::NotExported(
+                crate::plan::world::HTTP_HANDLER,
+            )));
+        };
+        let mut invocation = self.admit(Admission::Bounded).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let http = invocation.store.data_mut();
+        let (req, out) = match (
+            http.http().new_incoming_request(Scheme::Http, req),
+            http.http().new_response_outparam(tx),
+        ) {
+            (Ok(req), Ok(out)) => (req, out),
+            (Err(e), _) | (_, Err(e)) => return self.record(Err(InvokeError::Guest(e))),
+        };
+
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let super::Invocation {
+                mut store,
+                deadline,
+                timeout,
+                permit: _permit, // held until the guest is done, body included
+            } = invocation;
+            let run = async {
+                let instance = proxy.instantiate_async(&mut store).await?;
+                instance
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            super::within(deadline, timeout, run).await
+        });
+
+        let answer = match rx.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(InvokeError::ErrorCode(code)),
+            // The guest returned (or died) without setting a response.
+            Err(_) => Err(match task.await {
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => InvokeError::Guest(wasmtime::Error::msg("no response set")),
+                Err(join) => InvokeError::Guest(wasmtime::Error::msg(format!(
+                    "invocation task failed: {join}"
+                ))),
+            }),
+        };
+        this.record(answer)
+    }
+}

@@ -1,0 +1,154 @@
+//! What runs: a [`RunningWorkload`] (its components, its service, its network, its published
+//! ports and subscriptions) and each [`ComponentRuntime`], pre-instantiated, gated and counted.
+//! Made by `start.rs`; invoked through `invoke/`; replaced and stopped by `lifecycle.rs`.
+
+use crate::gate::Gate;
+use crate::invoke::call::Callee;
+use crate::plan::Fingerprint;
+use crate::publish::Publishers;
+use crate::service::ServiceRuntime;
+use crate::state::{InvocationState, StateTemplate};
+use hearth_interfaces::bindings::handler::MessagingHandlerPre;
+use hearth_manifest::{HttpRoute, Limits};
+use hearth_net::Network;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// A deployed workload: its components, ready to invoke, and its service, running.
+pub struct RunningWorkload {
+    /// `metadata.name`.
+    pub name: Arc<str>,
+    /// The manifest it came from.
+    pub source: PathBuf,
+    /// 1 when created, one more per update that changed it.
+    pub generation: u64,
+    /// When this version started serving.
+    pub started: SystemTime,
+    /// Its components, in manifest order.
+    pub components: Vec<Arc<ComponentRuntime>>,
+    /// Its service, if it has one.
+    pub service: Option<Arc<ServiceRuntime>>,
+    /// Its private network; kept across updates, so a kept service keeps its connections.
+    pub network: Arc<Network>,
+    /// Host ports spliced into service ports.
+    pub(crate) published: Arc<Publishers>,
+    /// The tasks delivering messages to its subscribed components.
+    pub(crate) subscriptions: Vec<tokio::task::AbortHandle>,
+    /// Where linked calls to each component (by name) go; carried over by an update that
+    /// keeps the service, so the service's links reach the new versions.
+    pub(crate) callees: Vec<(Arc<str>, Arc<Callee>)>,
+    /// What this version was planned from.
+    pub(crate) fingerprint: Fingerprint,
+}
+
+impl RunningWorkload {
+    /// Instances of its components running now.
+    pub fn in_flight(&self) -> u32 {
+        self.components.iter().map(|c| c.stats().in_flight).sum()
+    }
+
+    /// The host ports published for its service.
+    pub fn published(&self) -> Vec<crate::PublishedPort> {
+        self.published.ports()
+    }
+
+    /// Stops delivering messages to its components (they are being replaced or removed).
+    pub(crate) fn stop_subscriptions(&self) {
+        for task in &self.subscriptions {
+            task.abort();
+        }
+    }
+
+    /// Stops everything it runs: subscriptions, the service (waiting for its supervisor),
+    /// the published ports (closed when this returns). Blocking: call off the async threads.
+    pub fn stop(&self) {
+        self.stop_subscriptions();
+        if let Some(service) = &self.service {
+            service.stop();
+        }
+        self.published.close_all();
+    }
+}
+
+/// One deployed component: pre-instantiated, gated, counted.
+pub struct ComponentRuntime {
+    pub(crate) workload: Arc<str>,
+    pub(crate) name: Arc<str>,
+    pub(crate) route: Option<HttpRoute>,
+    pub(crate) limits: Limits,
+    pub(crate) template: StateTemplate,
+    /// For HTTP requests, when it has a route.
+    pub(crate) proxy: Option<ProxyPre<InvocationState>>,
+    /// For message deliveries, when it has subscriptions.
+    pub(crate) handler: Option<MessagingHandlerPre<InvocationState>>,
+    /// For WIT calls into its exports.
+    pub(crate) pre: wasmtime::component::InstancePre<InvocationState>,
+    /// Its code, held so the compile cache shares it with identical components.
+    pub(crate) _code: Arc<wasmtime::component::Component>,
+    pub(crate) gate: Gate,
+    pub(crate) stats: ComponentStats,
+}
+
+impl ComponentRuntime {
+    /// The workload this component belongs to.
+    pub fn workload(&self) -> &str {
+        &self.workload
+    }
+    /// The component's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Its HTTP route, if it has one.
+    pub fn route(&self) -> Option<&HttpRoute> {
+        self.route.as_ref()
+    }
+    /// Its limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+    /// A snapshot of its counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        StatsSnapshot {
+            requests: s.requests.load(Ordering::Relaxed),
+            in_flight: self.gate.in_use(self.limits.max_concurrency),
+            succeeded: s.succeeded.load(Ordering::Relaxed),
+            rejected: s.rejected.load(Ordering::Relaxed),
+            failed: s.failed.load(Ordering::Relaxed),
+            timed_out: s.timed_out.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Per-component counters, kept by the one invoke path (`invoke/mod.rs`) so they mean the same
+/// for HTTP requests, WIT calls and message deliveries.
+#[derive(Debug, Default)]
+pub struct ComponentStats {
+    pub(crate) requests: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
+}
+
+/// Counters as reported by the admin API.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsSnapshot {
+    /// Invocations (HTTP requests, WIT calls, messages) admitted or refused.
+    pub requests: u64,
+    /// Instances running now.
+    pub in_flight: u32,
+    /// Completed without a fault.
+    pub succeeded: u64,
+    /// Refused because the component was saturated (`503`) or the instance pool was full.
+    pub rejected: u64,
+    /// Ended in a trap or another guest fault (`500`).
+    pub failed: u64,
+    /// Interrupted at the deadline (`504`).
+    pub timed_out: u64,
+}
