@@ -5,7 +5,8 @@
 use crate::bindings::sockets::network::{IpAddressFamily, IpSocketAddress};
 use crate::bindings::sockets::tcp::{HostTcpSocket, ShutdownType};
 use crate::bindings::sockets::udp::{
-    HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, OutgoingDatagram,
+    HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, IncomingDatagram,
+    OutgoingDatagram,
 };
 use crate::bindings::sockets::{
     instance_network, ip_name_lookup, tcp_create_socket, udp_create_socket,
@@ -13,7 +14,7 @@ use crate::bindings::sockets::{
 use crate::bindings::{ErrorCode, SocketResult};
 use crate::ctx::NetworkResource;
 use crate::tcp::TcpSocket;
-use crate::udp::UdpSocket;
+use crate::udp::{IncomingDatagramStream, OutgoingDatagramStream, UdpSocket};
 use crate::{EgressPolicy, NetCtx, NetCtxView, Network, Role};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -131,7 +132,58 @@ impl Store {
     fn drop_tcp(&mut self, s: &Resource<TcpSocket>) {
         HostTcpSocket::drop(&mut self.view(), own(s)).unwrap();
     }
+
+    /// Everything buffered on `input` right now.
+    fn read_all(&mut self, input: &Resource<DynInputStream>) -> Vec<u8> {
+        let mut got = Vec::new();
+        loop {
+            let chunk = self.read(input).unwrap();
+            if chunk.is_empty() {
+                return got;
+            }
+            got.extend_from_slice(&chunk);
+        }
+    }
+
+    /// A UDP socket bound to `local`.
+    fn udp(&mut self, family: IpAddressFamily, local: &str) -> Resource<UdpSocket> {
+        let s = udp_create_socket::Host::create_udp_socket(&mut self.view(), family).unwrap();
+        let net = borrow(&self.net);
+        HostUdpSocket::start_bind(&mut self.view(), borrow(&s), net, addr(local)).unwrap();
+        HostUdpSocket::finish_bind(&mut self.view(), borrow(&s)).unwrap();
+        s
+    }
+
+    fn udp_stream(&mut self, s: &Resource<UdpSocket>, remote: Option<&str>) -> UdpStreams {
+        HostUdpSocket::stream(&mut self.view(), borrow(s), remote.map(addr)).unwrap()
+    }
+
+    fn send(
+        &mut self,
+        out: &Resource<OutgoingDatagramStream>,
+        data: &[u8],
+        to: Option<&str>,
+    ) -> SocketResult<u64> {
+        HostOutgoingDatagramStream::check_send(&mut self.view(), borrow(out))?;
+        let datagram = OutgoingDatagram {
+            data: data.to_vec(),
+            remote_address: to.map(addr),
+        };
+        HostOutgoingDatagramStream::send(&mut self.view(), borrow(out), vec![datagram])
+    }
+
+    fn receive(
+        &mut self,
+        input: &Resource<IncomingDatagramStream>,
+    ) -> SocketResult<Vec<IncomingDatagram>> {
+        HostIncomingDatagramStream::receive(&mut self.view(), borrow(input), 10)
+    }
 }
+
+type UdpStreams = (
+    Resource<IncomingDatagramStream>,
+    Resource<OutgoingDatagramStream>,
+);
 
 fn network() -> Arc<Network> {
     Network::new("test", EgressPolicy::deny_all())
@@ -573,4 +625,158 @@ fn name_lookup() {
         .view()
         .resolve_addresses(n, "not a name".to_string());
     assert_eq!(code(bad), ErrorCode::InvalidArgument);
+}
+
+#[tokio::test]
+async fn write_zeroes_reach_the_peer_as_zero_bytes() {
+    use wasmtime_wasi::p2::bindings::io::streams::HostOutputStream;
+    let net = network();
+    let mut service = Store::new(&net, Role::Service);
+    let mut component = Store::new(&net, Role::Component);
+    let listener = service.listener("127.0.0.1:7070");
+    let client = component.tcp(IpAddressFamily::Ipv4);
+    let (_c_in, c_out) = component.connect(&client, "127.0.0.1:7070").unwrap();
+    let (_accepted, s_in, _s_out) = service.accept(&listener).unwrap();
+
+    component.write(&c_out, b"[");
+    HostOutputStream::write_zeroes(&mut component.table, borrow(&c_out), 3).unwrap();
+    component.write(&c_out, b"|");
+    let blocking = HostOutputStream::blocking_write_zeroes_and_flush(
+        &mut component.table,
+        borrow(&c_out),
+        4096,
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(5), blocking)
+        .await
+        .unwrap()
+        .unwrap();
+    component.write(&c_out, b"]");
+
+    let mut expected = b"[\0\0\0|".to_vec();
+    expected.extend_from_slice(&[0; 4096]);
+    expected.push(b']');
+    assert_eq!(service.read_all(&s_in), expected);
+
+    // Like any write, zeroes may not exceed what check-write grants: that is a trap.
+    let budget = HostOutputStream::check_write(&mut component.table, borrow(&c_out)).unwrap();
+    let over = HostOutputStream::write_zeroes(&mut component.table, borrow(&c_out), budget + 1);
+    assert!(over.is_err_and(|e| matches!(e, StreamError::Trap(_))));
+}
+
+#[test]
+fn udp_from_unspecified_bind_arrives_from_loopback() {
+    let net = network();
+    let mut service = Store::new(&net, Role::Service);
+    let mut component = Store::new(&net, Role::Component);
+    for (family, server_addr, any, loopback) in [
+        (
+            IpAddressFamily::Ipv4,
+            "127.0.0.1:5353",
+            "0.0.0.0:0",
+            "127.0.0.1",
+        ),
+        (IpAddressFamily::Ipv6, "[::1]:5354", "[::]:0", "::1"),
+    ] {
+        let server = service.udp(family, server_addr);
+        let (s_in, _s_out) = service.udp_stream(&server, None);
+        let client = component.udp(family, any);
+        let (_c_in, c_out) = component.udp_stream(&client, None);
+        let client_port =
+            std_addr(HostUdpSocket::local_address(&mut component.view(), borrow(&client)).unwrap())
+                .port();
+
+        assert_eq!(component.send(&c_out, b"hi", Some(server_addr)).unwrap(), 1);
+        let got = service.receive(&s_in).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, b"hi");
+        let from = SocketAddr::new(loopback.parse().unwrap(), client_port);
+        assert_eq!(std_addr(got[0].remote_address), from, "{family:?}");
+    }
+}
+
+#[tokio::test]
+async fn connected_udp_to_closed_port_reports_connection_refused_once() {
+    let net = network();
+    let mut service = Store::new(&net, Role::Service);
+    let mut component = Store::new(&net, Role::Component);
+    let client = component.udp(IpAddressFamily::Ipv4, "0.0.0.0:0");
+    let (c_in, c_out) = component.udp_stream(&client, Some("127.0.0.1:5353"));
+
+    // The send itself succeeds (UDP cannot know yet); the refusal comes back like an ICMP
+    // port-unreachable: the next receive fails, once.
+    assert_eq!(component.send(&c_out, b"query", None).unwrap(), 1);
+    {
+        // A guest waiting on the stream's pollable wakes up to see the error.
+        use wasmtime_wasi::p2::Pollable;
+        let stream = component.table.get_mut(&c_in).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), stream.ready())
+            .await
+            .unwrap();
+    }
+    assert_eq!(code(component.receive(&c_in)), ErrorCode::ConnectionRefused);
+    assert!(component.receive(&c_in).unwrap().is_empty());
+
+    // Once the server is up, the same socket works normally.
+    let server = service.udp(IpAddressFamily::Ipv4, "127.0.0.1:5353");
+    let (s_in, s_out) = service.udp_stream(&server, None);
+    assert_eq!(component.send(&c_out, b"again", None).unwrap(), 1);
+    let got = service.receive(&s_in).unwrap();
+    assert_eq!(got[0].data, b"again");
+    let reply_to = std_addr(got[0].remote_address).to_string();
+    assert_eq!(service.send(&s_out, b"answer", Some(&reply_to)).unwrap(), 1);
+    let got = component.receive(&c_in).unwrap();
+    assert_eq!(got[0].data, b"answer");
+}
+
+#[test]
+fn udp_connection_refused_is_pending_like_a_socket_error() {
+    let net = network();
+    let mut service = Store::new(&net, Role::Service);
+    let mut component = Store::new(&net, Role::Component);
+    let server = service.udp(IpAddressFamily::Ipv4, "127.0.0.1:5353");
+    let (_s_in, s_out) = service.udp_stream(&server, None);
+    let client = component.udp(IpAddressFamily::Ipv4, "127.0.0.1:0");
+    let client_addr =
+        std_addr(HostUdpSocket::local_address(&mut component.view(), borrow(&client)).unwrap())
+            .to_string();
+    let (c_in, c_out) = component.udp_stream(&client, Some("127.0.0.1:5353"));
+
+    // A reply is queued, then the server goes away and the client sends again.
+    assert_eq!(
+        service.send(&s_out, b"reply", Some(&client_addr)).unwrap(),
+        1
+    );
+    drop(service);
+    assert_eq!(component.send(&c_out, b"one", None).unwrap(), 1);
+    // As on Linux, the error comes before queued data, and the next send may take it instead
+    // of the next receive.
+    assert_eq!(code(component.receive(&c_in)), ErrorCode::ConnectionRefused);
+    assert_eq!(component.receive(&c_in).unwrap()[0].data, b"reply");
+    assert_eq!(component.send(&c_out, b"two", None).unwrap(), 1);
+    assert_eq!(
+        code(component.send(&c_out, b"three", None)),
+        ErrorCode::ConnectionRefused
+    );
+    assert!(component.receive(&c_in).unwrap().is_empty());
+}
+
+#[test]
+fn unconnected_udp_to_closed_port_is_silently_dropped() {
+    let net = network();
+    let mut component = Store::new(&net, Role::Component);
+    let socket = component.udp(IpAddressFamily::Ipv4, "0.0.0.0:0");
+    let (c_in, c_out) = component.udp_stream(&socket, None);
+    assert_eq!(
+        component
+            .send(&c_out, b"lost", Some("127.0.0.1:5353"))
+            .unwrap(),
+        1
+    );
+    assert!(component.receive(&c_in).unwrap().is_empty());
+    assert_eq!(
+        component
+            .send(&c_out, b"lost", Some("127.0.0.1:5353"))
+            .unwrap(),
+        1
+    );
 }

@@ -276,6 +276,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn write_zeroes_arrive_as_zero_bytes() {
+        let (conn, mut peer) = pair().await;
+        let mut writer = RealWriter(conn.clone());
+        writer.write_zeroes(1000).unwrap();
+        writer
+            .blocking_write_and_flush(Bytes::from_static(b"end"))
+            .await
+            .unwrap();
+        drop(writer);
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.unwrap();
+        let mut expected = vec![0u8; 1000];
+        expected.extend_from_slice(b"end");
+        assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
     async fn shutdown_receive_closes_the_input_stream() {
         let (conn, _peer) = pair().await;
         let mut reader = RealReader(conn.clone());

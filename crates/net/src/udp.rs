@@ -1,6 +1,8 @@
 //! `wasi:sockets/udp` and `udp-create-socket`. Datagrams to a loopback address are delivered
-//! in memory to the socket bound to that port in the workload's [`Network`] (and dropped
-//! silently when none is, as UDP does); datagrams elsewhere go out through a real tokio
+//! in memory to the socket bound to that port in the workload's [`Network`]. With none bound,
+//! the datagram is dropped; a connected sender then gets `connection-refused` from its next
+//! `receive` or `send` (the pending socket error Linux sets on an ICMP port-unreachable), an
+//! unconnected one hears nothing, as on Linux. Datagrams elsewhere go out through a real tokio
 //! socket, opened on first use, only where the egress policy allows. A component may bind only
 //! an ephemeral port (port 0), enough to send and get replies; binding a fixed port is for the
 //! service. Inbound real datagrams from addresses the policy would not let us reach are dropped.
@@ -102,7 +104,8 @@ fn open_real(family: IpAddressFamily) -> Result<tokio::net::UdpSocket, ErrorCode
     tokio::net::UdpSocket::from_std(socket.into()).map_err(io)
 }
 
-/// A socket's queue of in-memory datagrams, registered in the network's UDP port table.
+/// A socket's queue of in-memory datagrams and its pending socket error, registered in the
+/// network's UDP port table.
 pub(crate) struct UdpInbox {
     state: Mutex<InboxState>,
 }
@@ -112,6 +115,9 @@ struct InboxState {
     /// Payload and the sender's port (the sender is always the virtual loopback).
     queue: VecDeque<(Vec<u8>, u16)>,
     bytes: usize,
+    /// What the socket's next `receive` or `send` reports instead of doing its work, once
+    /// (the kernel's `SO_ERROR`): set when a connected send found no socket on the port.
+    error: Option<ErrorCode>,
     waker: Option<Waker>,
 }
 
@@ -138,6 +144,24 @@ impl UdpInbox {
         }
     }
 
+    /// Records a pending socket error (an ICMP error, on a real network) and wakes a waiting
+    /// receiver so it sees it.
+    fn fail(&self, code: ErrorCode) {
+        let waker = {
+            let mut s = lock(&self.state);
+            s.error = Some(code);
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Reports the pending socket error, if any, and clears it.
+    fn take_error(&self) -> Result<(), ErrorCode> {
+        lock(&self.state).error.take().map_or(Ok(()), Err)
+    }
+
     fn pop(&self) -> Option<(Vec<u8>, u16)> {
         let mut s = lock(&self.state);
         let item = s.queue.pop_front()?;
@@ -147,7 +171,7 @@ impl UdpInbox {
 
     fn poll_ready(&self, cx: &Context<'_>) -> Poll<()> {
         let mut s = lock(&self.state);
-        if !s.queue.is_empty() {
+        if !s.queue.is_empty() || s.error.is_some() {
             return Poll::Ready(());
         }
         match &s.waker {
@@ -256,9 +280,8 @@ impl OutgoingDatagramStream {
             return Err(ErrorCode::DatagramTooLarge);
         }
         if is_virtual_loopback(dest.ip()) {
-            if let Some(inbox) = self.bound.network().udp_inbox(dest.port()) {
-                inbox.deliver(datagram.data, self.bound.port.port());
-            }
+            self.bound.inbox.take_error()?;
+            self.send_virtual(dest.port(), datagram.data);
             return Ok(true);
         }
         if !ctx.egress_allowed(dest) {
@@ -270,10 +293,22 @@ impl OutgoingDatagramStream {
             return Err(ErrorCode::AccessDenied);
         }
         let real = self.bound.real_or_open()?;
+        self.bound.inbox.take_error()?;
         match real.try_send_to(&datagram.data, dest) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
             Err(e) => Err(io_error_code(&e)),
+        }
+    }
+
+    /// Delivers a datagram to the socket bound to `port` in the workload. With none there, a
+    /// connected socket gets `connection-refused` pending, as an ICMP port-unreachable gives
+    /// it on Linux; an unconnected one is not told.
+    fn send_virtual(&self, port: u16, data: Vec<u8>) {
+        match self.bound.network().udp_inbox(port) {
+            Some(inbox) => inbox.deliver(data, self.bound.port.port()),
+            None if self.remote.is_some() => self.bound.inbox.fail(ErrorCode::ConnectionRefused),
+            None => {}
         }
     }
 }
@@ -434,6 +469,10 @@ impl udp::HostIncomingDatagramStream for NetCtxView<'_> {
             .unwrap_or(MAX_BATCH)
             .min(MAX_BATCH);
         let bound = &stream.bound;
+        if max > 0 {
+            // Like the kernel, a pending error comes before any queued datagram.
+            bound.inbox.take_error()?;
+        }
         let mut out = Vec::new();
         while out.len() < max {
             let Some((data, from_port)) = bound.inbox.pop() else {
