@@ -1,18 +1,23 @@
 //! The `hearth` command: run workloads, validate manifests, start and build projects, push
-//! and pull components.
+//! and pull components, and apply, list and delete workloads on a running host.
 //!
 //! Owns argument parsing, logging set-up, process exit codes and signal handling. Everything
 //! else is delegated: manifests to `hearth-manifest`, instances to `hearth-runtime`, HTTP to
 //! `hearth-http`, registries to `hearth-oci`.
 
+mod admin_client;
+mod apply;
 mod build;
+mod delete;
 mod dev;
+mod get;
 mod inspect;
 mod logging;
 mod new;
 mod oci;
 mod run;
 mod status;
+mod table;
 mod validate;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -80,16 +85,33 @@ enum Command {
     /// Show the workloads of a running host: components, routes, request counts, and each
     /// service's state, restarts and last exit.
     #[command(
-        after_help = "Examples:\n  hearth status\n  hearth status --admin 127.0.0.1:9090 --json"
+        after_help = "Examples:\n  hearth status\n  hearth status --admin 127.0.0.1:9090 --json\n  HEARTH_ADMIN_TOKEN=... hearth status"
     )]
     Status {
-        /// The host's admin API address (`hearth run --admin`).
-        #[arg(long, default_value = "127.0.0.1:9090", env = "HEARTH_ADMIN")]
-        admin: std::net::SocketAddr,
+        #[command(flatten)]
+        admin: admin_client::AdminArgs,
         /// Print the raw JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// Create or update workloads on a running host from manifests: each `Workload` document
+    /// is checked here, then sent to the host's admin API, which deploys it (the old version
+    /// keeps serving if the new one fails).
+    #[command(
+        after_help = "Examples:\n  hearth apply -f examples/hello/workload.yaml\n  hearth apply -f a.yaml -f b.yaml --admin 127.0.0.1:9090 --admin-token-file ~/.config/hearth/admin-token\n\nPrints `workload/NAME created`, `configured` or `unchanged` per document. Relative image\npaths are sent as absolute paths on this machine: the host must be able to read them.\nExit status: 0 when every workload was applied, 1 when the host refused one (the others\nare still applied) or cannot be reached, 2 for an invalid manifest or a `WorkloadDeployment`\n(nothing is sent)."
+    )]
+    Apply(apply::ApplyArgs),
+    /// Remove workloads from a running host: their routes stop, their services are stopped.
+    #[command(
+        after_help = "Examples:\n  hearth delete hello\n  hearth delete shop cache --admin 127.0.0.1:9090\n\nExit status: 0 when every workload was deleted, 1 when one was not found or the host\ncannot be reached, 2 for a name that cannot be a workload's."
+    )]
+    Delete(delete::DeleteArgs),
+    /// List the workloads of a running host, or show one: components, routes, service state,
+    /// request count and generation.
+    #[command(
+        after_help = "Examples:\n  hearth get\n  hearth get hello -o yaml\n  hearth get -o wide --admin 127.0.0.1:9090\n\nExit status: 0 when shown, 1 when NAME is not found or the host cannot be reached."
+    )]
+    Get(get::GetArgs),
     /// Start a project from a template: a Cargo workspace, its workload.yaml, a README and
     /// tests, ready for `hearth build`.
     #[command(
@@ -162,7 +184,10 @@ fn main() -> ExitCode {
             logging::init(logging::LogFormat::Human);
             validate::main(&manifests)
         }
-        Command::Status { admin, json } => status::main(admin, json),
+        Command::Status { admin, json } => status::main(&admin, json),
+        Command::Apply(args) => apply::main(&args),
+        Command::Delete(args) => delete::main(&args),
+        Command::Get(args) => get::main(&args),
         Command::Inspect {
             file,
             manifest,

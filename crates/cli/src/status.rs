@@ -1,34 +1,47 @@
-//! `hearth status`: asks a running host's admin API for its workloads and prints a table.
+//! `hearth status`: asks a running host's admin API for its workloads and prints a table
+//! with one row per component and per service. Talking to the host is [`crate::admin_client`]'s.
 
 use crate::EXIT_FAILED;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use crate::admin_client::AdminArgs;
 use std::process::ExitCode;
-use std::time::Duration;
 
-pub fn main(admin: SocketAddr, json: bool) -> ExitCode {
-    let body = match fetch(admin, "/v1/workloads") {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!(
-                "cannot reach the admin API at {admin}: {e}\n(start hearth with `hearth run --admin {admin} ...`)"
-            );
-            return ExitCode::from(EXIT_FAILED);
+pub fn main(admin: &AdminArgs, json: bool) -> ExitCode {
+    match workloads(admin) {
+        Ok(body) if json => {
+            println!("{}", body.trim_end());
+            ExitCode::SUCCESS
         }
-    };
-    if json {
-        println!("{body}");
-        return ExitCode::SUCCESS;
+        Ok(body) => match serde_json::from_str(&body) {
+            Ok(workloads) => {
+                print!("{}", render(&workloads));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: the admin API answered something that is not JSON: {e}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        },
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_FAILED)
+        }
     }
-    let workloads: serde_json::Value = match serde_json::from_str(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("the admin API answered something that is not JSON: {e}");
-            return ExitCode::from(EXIT_FAILED);
-        }
-    };
-    print!("{}", render(&workloads));
-    ExitCode::SUCCESS
+}
+
+/// The body of `GET /v1/workloads`, or what to tell the user.
+fn workloads(admin: &AdminArgs) -> Result<String, String> {
+    let client = admin.client().map_err(|e| e.to_string())?;
+    let response = client.get("/v1/workloads").map_err(|e| e.to_string())?;
+    if response.status == 200 {
+        Ok(response.text())
+    } else {
+        Err(format!(
+            "the admin API at {} answered {}: {}",
+            client.addr(),
+            response.status,
+            response.error_text()
+        ))
+    }
 }
 
 /// One row per component and per service.
@@ -99,39 +112,6 @@ fn render(workloads: &serde_json::Value) -> String {
             ]);
         }
     }
-    let widths: Vec<usize> = (0..8)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-/// A plain HTTP/1.1 GET over loopback; the admin API is local and tiny.
-fn fetch(addr: SocketAddr, path: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("malformed HTTP response"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(
-            head.lines().next().unwrap_or_default().to_string(),
-        ));
-    }
-    Ok(body.to_string())
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    crate::table::render(&rows)
 }
