@@ -63,6 +63,13 @@ pub fn workload_path(name: &str) -> Result<String, String> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(String);
 
+impl Token {
+    /// The secret itself, for the host that checks it.
+    pub fn into_secret(self) -> String {
+        self.0
+    }
+}
+
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Token(<hidden>)")

@@ -219,24 +219,12 @@ pub(crate) fn host_workloads(
     )
 }
 
-/// The admin API's token from --admin-token-file or HEARTH_ADMIN_TOKEN, if either is set.
+/// The admin API's token from --admin-token-file or HEARTH_ADMIN_TOKEN (the rule the client
+/// commands follow too), and the refusal to open a non-loopback admin address without one.
 pub(crate) fn admin_token(host: &HostArgs) -> anyhow::Result<Option<String>> {
-    let token = match &host.admin_token_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("cannot read the admin token file {}: {e}", path.display())
-            })?;
-            Some(text.trim().to_string())
-        }
-        None => std::env::var("HEARTH_ADMIN_TOKEN")
-            .ok()
-            .map(|t| t.trim().to_string()),
-    };
-    if token.as_deref() == Some("") {
-        anyhow::bail!(
-            "the admin token is empty: put a secret in --admin-token-file or HEARTH_ADMIN_TOKEN"
-        );
-    }
+    let env = std::env::var(crate::admin_client::TOKEN_ENV).ok();
+    let token = crate::admin_client::load_token(host.admin_token_file.as_deref(), env.as_deref())?
+        .map(crate::admin_client::Token::into_secret);
     if let Some(addr) = host.admin
         && !addr.ip().is_loopback()
         && token.is_none()

@@ -9,7 +9,7 @@
 
 use crate::Runtime;
 use crate::gate::Gate;
-use crate::invoke::call::{Callee, link_export};
+use crate::invoke::call::{Callee, Callees, link_export};
 use crate::plan::links::Link;
 use crate::plan::world::MESSAGE_HANDLER;
 use crate::plan::{Plan, PlannedPart};
@@ -49,7 +49,7 @@ pub(crate) struct BuiltWorkload {
     /// Whether the running service is kept (and `service` is `None`).
     pub keep_service: bool,
     /// Where the new service's linked calls go, by component name.
-    pub callees: Vec<(Arc<str>, Arc<Callee>)>,
+    pub callees: Callees,
     pub interfaces: WorkloadInterfaces,
 }
 
@@ -136,26 +136,7 @@ fn build_components(
                 format!("cannot link the component's imports: {e:#}"),
             )
         })?;
-        let proxy = match &spec.http {
-            Some(_) => Some(ProxyPre::new(pre.clone()).map_err(|e| {
-                DeployError::at(
-                    workload,
-                    field("http"),
-                    format!("not a `wasi:http` handler: {e:#}"),
-                )
-            })?),
-            None => None,
-        };
-        let handler = match spec.subscriptions.is_empty() {
-            true => None,
-            false => Some(MessagingHandlerPre::new(pre.clone()).map_err(|e| {
-                DeployError::at(
-                    workload,
-                    field("subscriptions"),
-                    format!("the component is not a `{MESSAGE_HANDLER}`: {e:#}"),
-                )
-            })?),
-        };
+        let (proxy, handler) = entry_points(workload, part.part, &pre)?;
         let name: Arc<str> = workload.name.as_str().into();
         let runtime = Arc::new(ComponentRuntime {
             template: StateTemplate::new(
@@ -186,6 +167,45 @@ fn build_components(
         built[i] = Some(runtime);
     }
     Ok(built.into_iter().flatten().collect())
+}
+
+/// A component's typed entry points: for HTTP requests and for message deliveries.
+type EntryPoints = (
+    Option<ProxyPre<InvocationState>>,
+    Option<MessagingHandlerPre<InvocationState>>,
+);
+
+/// The typed entry points a component's spec asks for: the `wasi:http` handler for a route,
+/// the messaging handler for subscriptions.
+fn entry_points(
+    workload: &Workload,
+    part: Part,
+    pre: &wasmtime::component::InstancePre<InvocationState>,
+) -> Result<EntryPoints, DeployError> {
+    let Part::Component(i) = part else {
+        return Ok((None, None));
+    };
+    let spec = &workload.spec.components[i];
+    let fail = |field: &str, message: String| {
+        DeployError::at(workload, workload.field_of(part, field), message)
+    };
+    let proxy = match &spec.http {
+        Some(_) => Some(
+            ProxyPre::new(pre.clone())
+                .map_err(|e| fail("http", format!("not a `wasi:http` handler: {e:#}")))?,
+        ),
+        None => None,
+    };
+    let handler = match spec.subscriptions.is_empty() {
+        true => None,
+        false => Some(MessagingHandlerPre::new(pre.clone()).map_err(|e| {
+            fail(
+                "subscriptions",
+                format!("the component is not a `{MESSAGE_HANDLER}`: {e:#}"),
+            )
+        })?),
+    };
+    Ok((proxy, handler))
 }
 
 /// Pre-instantiates the service, its linked imports calling `callees`.

@@ -24,6 +24,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+/// Longest an apply waits for a new service to listen on the ports its spec lists before the
+/// new version takes requests; past it the version serves anyway (the service may be slow or
+/// crash-looping, which its status shows).
+const SERVICE_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Fetches a workload's images to local files (pulling `oci://` ones), before planning.
 pub type Fetch = Arc<dyn Fn(Workload) -> FetchFuture + Send + Sync>;
 
@@ -142,8 +147,18 @@ impl Workloads {
             None => Network::new(&workload.name, EgressPolicy::deny_all()),
         };
         let name = workload.name.clone();
+        match &previous {
+            Some(_) if keep_service => {
+                tracing::info!(workload = %name, "updating the components; the service keeps running")
+            }
+            Some(p) if p.service.is_some() => {
+                tracing::info!(workload = %name, "replacing the service (its image or spec changed)")
+            }
+            _ => {}
+        }
         let built = crate::build::build(&self.rt, plan, network, keep_service).await?;
         let running = Arc::new(crate::start::start(&self.rt, built, previous.as_ref()).await?);
+        running.wait_until_listening(SERVICE_READY_TIMEOUT).await;
         self.swap(&name, Some(Arc::clone(&running)));
         if let Some(old) = &previous {
             old.stop_subscriptions();

@@ -6,7 +6,7 @@
 //! Routing is not here: the lifecycle swaps the result in once it has started.
 
 use crate::build::BuiltWorkload;
-use crate::invoke::call::Callee;
+use crate::invoke::call::{Callee, Callees};
 use crate::publish::Publishers;
 use crate::service::ServiceRuntime;
 use crate::workload::{ComponentRuntime, RunningWorkload};
@@ -62,6 +62,12 @@ pub(crate) async fn start(
         components: built.components,
         service,
         network: built.network,
+        service_ports: workload
+            .spec
+            .service
+            .as_ref()
+            .map(|s| s.ports.iter().map(|p| p.port).collect())
+            .unwrap_or_default(),
         published: Arc::new(published),
         subscriptions,
         callees,
@@ -111,8 +117,8 @@ async fn replace_service(
 fn keep_service(
     previous: Option<&Arc<RunningWorkload>>,
     components: &[Arc<ComponentRuntime>],
-    fresh: Vec<(Arc<str>, Arc<Callee>)>,
-) -> (Option<Arc<ServiceRuntime>>, Vec<(Arc<str>, Arc<Callee>)>) {
+    fresh: Callees,
+) -> (Option<Arc<ServiceRuntime>>, Callees) {
     let Some(previous) = previous.filter(|p| p.service.is_some()) else {
         return (None, fresh);
     };

@@ -3,7 +3,7 @@
 //! Made by `start.rs`; invoked through `invoke/`; replaced and stopped by `lifecycle.rs`.
 
 use crate::gate::Gate;
-use crate::invoke::call::Callee;
+use crate::invoke::call::Callees;
 use crate::plan::Fingerprint;
 use crate::publish::Publishers;
 use crate::service::ServiceRuntime;
@@ -34,13 +34,15 @@ pub struct RunningWorkload {
     pub service: Option<Arc<ServiceRuntime>>,
     /// Its private network; kept across updates, so a kept service keeps its connections.
     pub network: Arc<Network>,
+    /// The ports its service's spec says it listens on.
+    pub(crate) service_ports: Vec<u16>,
     /// Host ports spliced into service ports.
     pub(crate) published: Arc<Publishers>,
     /// The tasks delivering messages to its subscribed components.
     pub(crate) subscriptions: Vec<tokio::task::AbortHandle>,
     /// Where linked calls to each component (by name) go; carried over by an update that
     /// keeps the service, so the service's links reach the new versions.
-    pub(crate) callees: Vec<(Arc<str>, Arc<Callee>)>,
+    pub(crate) callees: Callees,
     /// What this version was planned from.
     pub(crate) fingerprint: Fingerprint,
 }
@@ -54,6 +56,34 @@ impl RunningWorkload {
     /// The host ports published for its service.
     pub fn published(&self) -> Vec<crate::PublishedPort> {
         self.published.ports()
+    }
+
+    /// Waits (up to `timeout`) until its service listens on every port its spec lists, so that
+    /// the first request routed to this version finds it. Returns at once for a workload
+    /// without a service or ports, and when the service has stopped trying (failed, completed).
+    pub(crate) async fn wait_until_listening(&self, timeout: std::time::Duration) {
+        let (Some(service), false) = (&self.service, self.service_ports.is_empty()) else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let listening = self.network.listening_ports();
+            if self.service_ports.iter().all(|p| listening.contains(p)) {
+                return;
+            }
+            let state = service.status(Vec::new()).state;
+            if matches!(
+                state,
+                crate::ServiceState::Failed | crate::ServiceState::Completed
+            ) {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(workload = %self.name, ports = ?self.service_ports, "the service does not listen on its ports yet; serving anyway");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// Stops delivering messages to its components (they are being replaced or removed).

@@ -152,7 +152,7 @@ fn dev_swaps_a_component_keeping_service_state_and_survives_a_broken_build() {
             .lock()
             .unwrap()
             .iter()
-            .any(|l| l.contains("redeploying the whole workload")),
+            .any(|l| l.contains("replacing the service")),
         "the service was restarted for a component change"
     );
 

@@ -203,7 +203,7 @@ fn a_failed_update_answers_the_error_and_the_old_version_keeps_serving() {
     let r = host.apply("keep", "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata: { name: keep }\nspec:\n  components:\n    - name: web\n      imag: x.wasm\n", 400);
     assert!(
         r.text()
-            .contains("spec.components[0]: unknown field `imag`"),
+            .contains("keep (request body): spec.components[0].imag: unknown field `imag`"),
         "{}",
         r.text()
     );
@@ -453,4 +453,90 @@ fn a_host_of_a_thousand_service_workloads_still_serves() {
             == 1000
     });
     assert_eq!(host.get("front.localhost", "/").body, "still here\n");
+}
+
+#[test]
+fn hearth_apply_get_and_delete_drive_a_running_host() {
+    let host = Hearth::with_token(TOKEN, &[]);
+    let dir = TempDir::new("apply-cli");
+    // A relative image path: `hearth apply` resolves it against the manifest's directory.
+    std::fs::copy(wasm("hello"), dir.0.join("hello.wasm")).unwrap();
+    let doc = |name: &str, greeting: &str| {
+        format!(
+            "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\nspec:\n  components:\n    - name: web\n      image: hello.wasm\n      http: {{ host: {name}.localhost }}\n      env: {{ GREETING: {greeting} }}\n"
+        )
+    };
+    let manifest = dir.write(
+        "app.yaml",
+        format!("{}---\n{}", doc("one", "first"), doc("two", "second")),
+    );
+    let token = dir.write("token", TOKEN);
+    let admin = host.admin.to_string();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&[
+            "--admin",
+            &admin,
+            "--admin-token-file",
+            token.to_str().unwrap(),
+        ]);
+        hearth_cmd(&all)
+    };
+    let m = manifest.to_str().unwrap();
+    let (code, out, err) = cli(&["apply", "-f", m]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "workload/one created\nworkload/two created\n"),
+        "{err}"
+    );
+    assert_eq!(host.get("two.localhost", "/").body, "second\n");
+    let (code, out, _) = cli(&["apply", "-f", m]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "workload/one unchanged\nworkload/two unchanged\n")
+    );
+    std::fs::write(
+        &manifest,
+        format!("{}---\n{}", doc("one", "first"), doc("two", "changed")),
+    )
+    .unwrap();
+    let (code, out, _) = cli(&["apply", "-f", m]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "workload/one unchanged\nworkload/two configured\n")
+    );
+    assert_eq!(host.get("two.localhost", "/").body, "changed\n");
+
+    let (code, out, err) = cli(&["get", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["one", "two"]);
+    let (code, out, _) = cli(&["get", "two"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("NAME")
+            && out.contains("two.localhost/")
+            && out.lines().nth(1).unwrap().ends_with('2'),
+        "{out}"
+    );
+
+    let (code, out, _) = cli(&["delete", "one"]);
+    assert_eq!((code, out.as_str()), (0, "workload/one deleted\n"));
+    let (code, _, err) = cli(&["get", "one"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("workload/one not found"), "{err}");
+
+    // Without the token the host says no, and the CLI says how to fix it.
+    let (code, _, err) = hearth_cmd(&["get", "--admin", &admin]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("refused the request (401)") && err.contains("--admin-token-file"),
+        "{err}"
+    );
 }

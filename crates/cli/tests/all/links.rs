@@ -75,7 +75,7 @@ fn a_trapping_callee_gives_the_service_an_error_not_a_crash() {
     let failures = host
         .logs()
         .iter()
-        .filter(|l| l.contains("call failed"))
+        .filter(|l| l.contains("guest failed"))
         .count();
     assert!(
         failures >= 2,

@@ -517,7 +517,7 @@ fn the_loopback_rule_is_the_same_for_sockets_and_http() {
         let r = host.get("probe.localhost", &format!("/connect/{name}/6380"));
         assert_eq!(
             (r.status, r.body.as_str()),
-            (200, "connected: ERR unknown command\n"),
+            (200, "connected: PONG\n"),
             "wasi:sockets to {name}"
         );
     }

@@ -17,7 +17,7 @@ use hearth_runtime::{ApplyError, OutgoingBody, Workloads};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The header that names the document in error messages.
 const SOURCE_HEADER: &str = "x-hearth-source";
@@ -88,7 +88,7 @@ async fn put(workloads: &Workloads, name: &str, req: Request<Incoming>) -> Respo
 }
 
 /// One `kind: Workload` document named `name`, or the error text.
-fn parse(label: &PathBuf, name: &str, body: &[u8]) -> Result<Workload, String> {
+fn parse(label: &Path, name: &str, body: &[u8]) -> Result<Workload, String> {
     let text = std::str::from_utf8(body).map_err(|_| {
         format!(
             "{}: the body is not UTF-8 text: expected a YAML or JSON manifest",

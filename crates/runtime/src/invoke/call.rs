@@ -15,6 +15,9 @@ pub(crate) struct Callee {
     current: arc_swap::ArcSwap<ComponentRuntime>,
 }
 
+/// Where each component's linked calls go, by component name.
+pub(crate) type Callees = Vec<(Arc<str>, Arc<Callee>)>;
+
 impl Callee {
     pub(crate) fn new(component: &Arc<ComponentRuntime>) -> Arc<Self> {
         Arc::new(Self {

@@ -144,21 +144,13 @@ pub(crate) fn link_imports(
     components: &[&World],
     service: Option<&World>,
 ) -> Result<Vec<Link>, DeployError> {
-    let is_service = part == Part::Service;
-    let names: Vec<&str> = workload
-        .spec
-        .components
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
     check_host_imports(workload, part, importer)?;
+    let fail =
+        |message: String| DeployError::at(workload, workload.field_of(part, "image"), message);
     let mut links = Vec::new();
     let mut missing = Vec::new();
-    for import in importer
-        .imports
-        .iter()
-        .filter(|i| provider(i) == Provider::Workload)
-    {
+    let imports = importer.imports.iter();
+    for import in imports.filter(|i| provider(i) == Provider::Workload) {
         let providers: Vec<(usize, &String)> = components
             .iter()
             .enumerate()
@@ -169,101 +161,102 @@ pub(crate) fn link_imports(
                     .map(|e| (n, e))
             })
             .collect();
-        match providers.as_slice() {
-            [(n, export)] => links.push(Link {
-                import: import.clone(),
-                export: (*export).clone(),
-                provider: *n,
-            }),
+        let chosen = match providers.as_slice() {
+            [one] => *one,
+            [] if part != Part::Service
+                && service.is_some_and(|s| s.exports.iter().any(|e| satisfies(import, e))) =>
+            {
+                return Err(fail(format!(
+                    "imports `{import}`, which only the service exports: components cannot call the service over WIT; connect to it over TCP on localhost instead"
+                )));
+            }
             [] => {
-                let service_has =
-                    service.is_some_and(|s| s.exports.iter().any(|e| satisfies(import, e)));
-                if service_has && !is_service {
-                    return Err(DeployError::at(
-                        workload,
-                        workload.field_of(part, "image"),
-                        format!(
-                            "imports `{import}`, which only the service exports: components cannot call the service over WIT; connect to it over TCP on localhost instead"
-                        ),
-                    ));
-                }
                 missing.push(import.clone());
+                continue;
             }
-            several => {
-                // The manifest may say which one.
-                let base = import.split('@').next().unwrap_or(import);
-                let pinned = workload
-                    .spec
-                    .links
-                    .iter()
-                    .filter(|l| {
-                        l.import == *import || l.import == base || satisfies(import, &l.import)
-                    })
-                    .find_map(|l| {
-                        several
-                            .iter()
-                            .find(|(n, _)| names.get(*n) == Some(&l.component.as_str()))
-                    });
-                if let Some((n, export)) = pinned {
-                    links.push(Link {
-                        import: import.clone(),
-                        export: (*export).clone(),
-                        provider: *n,
-                    });
-                    continue;
-                }
-                let who: Vec<&str> = several
-                    .iter()
-                    .map(|(n, _)| names.get(*n).copied().unwrap_or("?"))
-                    .collect();
-                return Err(DeployError::at(
-                    workload,
-                    workload.field_of(part, "image"),
-                    format!(
-                        "imports `{import}`, which several components export ({}); say which in `spec.links: [{{import: {import}, component: NAME}}]`",
-                        who.join(", ")
-                    ),
-                ));
-            }
-        }
+            several => pinned(workload, import, several).map_err(fail)?,
+        };
+        links.push(Link {
+            import: import.clone(),
+            export: chosen.1.clone(),
+            provider: chosen.0,
+        });
     }
     if missing.is_empty() {
-        return Ok(links);
+        Ok(links)
+    } else {
+        Err(fail(missing_message(workload, part, &missing, components)))
     }
+}
+
+/// Which of `several` components exporting `import` the manifest's `spec.links` names.
+fn pinned<'a>(
+    workload: &Workload,
+    import: &str,
+    several: &[(usize, &'a String)],
+) -> Result<(usize, &'a String), String> {
+    let base = import.split('@').next().unwrap_or(import);
+    let named = |n: usize| workload.spec.components.get(n).map(|c| c.name.as_str());
+    let chosen = workload
+        .spec
+        .links
+        .iter()
+        .filter(|l| l.import == import || l.import == base || satisfies(import, &l.import))
+        .find_map(|l| {
+            several
+                .iter()
+                .find(|(n, _)| named(*n) == Some(l.component.as_str()))
+        });
+    if let Some(chosen) = chosen {
+        return Ok(*chosen);
+    }
+    let who: Vec<&str> = several
+        .iter()
+        .map(|(n, _)| named(*n).unwrap_or("?"))
+        .collect();
+    Err(format!(
+        "imports `{import}`, which several components export ({}); say which in `spec.links: [{{import: {import}, component: NAME}}]`",
+        who.join(", ")
+    ))
+}
+
+/// The message for imports nobody serves, with what each component does export.
+fn missing_message(
+    workload: &Workload,
+    part: Part,
+    missing: &[String],
+    components: &[&World],
+) -> String {
     let offered: Vec<String> = components
         .iter()
         .enumerate()
         .map(|(n, c)| {
-            let ex: Vec<&str> = c.exports.iter().map(String::as_str).collect();
-            let name = names.get(n).copied().unwrap_or("?");
-            format!(
-                "`{name}` exports {}",
-                if ex.is_empty() {
-                    "nothing".into()
-                } else {
-                    ex.join(", ")
-                }
-            )
+            let name = workload
+                .spec
+                .components
+                .get(n)
+                .map_or("?", |c| c.name.as_str());
+            let exports = if c.exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                c.exports.join(", ")
+            };
+            format!("`{name}` exports {exports}")
         })
         .collect();
-    let who = if is_service {
-        "the service"
-    } else {
-        "the component"
+    let who = match part {
+        Part::Service => "the service",
+        Part::Component(_) => "the component",
     };
-    Err(DeployError::at(
-        workload,
-        workload.field_of(part, "image"),
-        format!(
-            "{who} imports {}, which no host interface provides (hearth provides wasi:* interfaces) and no component of this workload exports ({})",
-            missing.join(", "),
-            if offered.is_empty() {
-                "it has no components".into()
-            } else {
-                offered.join("; ")
-            }
-        ),
-    ))
+    format!(
+        "{who} imports {}, which no host interface provides (hearth provides wasi:* interfaces) and no component of this workload exports ({})",
+        missing.join(", "),
+        if offered.is_empty() {
+            "it has no components".into()
+        } else {
+            offered.join("; ")
+        }
+    )
 }
 
 /// An order in which components can be built so that every provider comes before the
