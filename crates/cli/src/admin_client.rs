@@ -51,6 +51,17 @@ impl AdminArgs {
     }
 }
 
+impl AdminArgs {
+    /// [`AdminArgs::client`] for a command: a token that cannot be loaded is printed and is
+    /// the usage exit code.
+    pub fn client_or_usage_error(&self) -> Result<AdminClient, std::process::ExitCode> {
+        self.client().map_err(|e| {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(crate::EXIT_INVALID)
+        })
+    }
+}
+
 /// The lifecycle API's path of one workload, `/v1/workloads/{name}`. The name goes into the
 /// path as it is, so it must be what a manifest allows (a DNS label); `Err` says what was
 /// expected.

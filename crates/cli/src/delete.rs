@@ -27,12 +27,9 @@ pub fn main(args: &DeleteArgs) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let client = match args.admin.client() {
+    let client = match args.admin.client_or_usage_error() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(code) => return code,
     };
     let mut failed = false;
     for (name, path) in args.names.iter().zip(&paths) {

@@ -6,59 +6,40 @@ use hearth_runtime::{InvokeError, OutgoingBody};
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 
+/// A response with `body` of `content_type`.
+fn with_body(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> Response<OutgoingBody> {
+    let mut resp = Response::new(Full::new(body).map_err(Into::into).boxed_unsync());
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
 /// A plain-text response.
 pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<OutgoingBody> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from_static(body.as_bytes()))
-            .map_err(Into::into)
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
+    with_body(status, TEXT, Bytes::from_static(body.as_bytes()))
 }
 
 /// A plain-text response with a body made at run time.
 pub(crate) fn owned_text(status: StatusCode, body: String) -> Response<OutgoingBody> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(Into::into)
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
+    with_body(status, TEXT, Bytes::from(body))
 }
 
 /// `value` as pretty JSON (a `500` if it cannot be rendered).
 pub(crate) fn json_value<T: serde::Serialize>(value: &T) -> Response<OutgoingBody> {
     match serde_json::to_vec_pretty(value) {
-        Ok(body) => json(body),
+        Ok(body) => with_body(StatusCode::OK, "application/json", Bytes::from(body)),
         Err(_) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot render the status\n",
         ),
     }
-}
-
-/// A JSON response.
-pub(crate) fn json(body: Vec<u8>) -> Response<OutgoingBody> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(Into::into)
-            .boxed_unsync(),
-    );
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 pub(crate) fn not_found() -> Response<OutgoingBody> {
