@@ -298,6 +298,35 @@ fn twenty_concurrent_applies_all_land() {
         );
     }
     assert_eq!(host.workloads().as_array().unwrap().len(), 20);
+
+    // Ten at once on one name are taken one at a time: one creates, nine configure, and
+    // every one of them is a generation of its own.
+    let threads: Vec<_> = (0..10)
+        .map(|i| {
+            let host = Arc::clone(&host);
+            std::thread::spawn(move || {
+                let r = host.admin_send(
+                    "PUT",
+                    "/v1/workloads/same",
+                    hello("same", "same.localhost", &format!("g{i}")).as_bytes(),
+                );
+                json(&r)["result"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    let results: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        results.iter().filter(|r| *r == "created").count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|r| *r == "configured").count(),
+        9,
+        "{results:?}"
+    );
+    let status = json(&host.admin_send("GET", "/v1/workloads/same", b""));
+    assert_eq!(status["generation"], 10, "{status}");
 }
 
 #[test]
