@@ -125,8 +125,8 @@ fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The threads that compile and load components: a pool of their own whose threads run at the
-/// lowest scheduling priority (`nice` 19), so a large compile gets the CPU that serving leaves
+/// The threads that plan, compile and load components: a pool of their own whose threads run
+/// at the lowest priority (`nice` 19), so a large compile gets the CPU that serving leaves
 /// over instead of taking it from requests in flight. wasmtime's parallel compilation runs on
 /// this pool too (it uses the rayon pool it is called from).
 pub(crate) struct CompilePool {
@@ -158,14 +158,16 @@ impl CompilePool {
     }
 }
 
-/// Sets the calling thread's nice value to 19 (Linux schedules threads, so this is per thread).
+/// Sets the calling thread's nice value to 19 (Linux schedules threads, so this is per
+/// thread). Not `SCHED_IDLE`: an idle-class thread preempted while it holds the process's
+/// memory-map lock stalls every serving thread that faults a page until it runs again, which
+/// measured worse (`bench/lifecycle`).
 #[allow(unsafe_code)]
 fn lower_this_threads_priority() {
     // SAFETY: `setpriority` only reads its integer arguments; `PRIO_PROCESS` with who = 0
-    // means the calling thread on Linux. A failure (e.g. a seccomp filter) leaves the default
-    // priority, which is only slower to yield, so its result is logged and otherwise ignored.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-    if rc != 0 {
+    // means the calling thread on Linux. A failure leaves the default priority, which only
+    // yields less, so it is logged and otherwise ignored.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
         tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the compile thread's priority");
     }
 }

@@ -126,9 +126,13 @@ impl Workloads {
         let images = (self.fetch)(workload.clone())
             .await
             .map_err(ApplyError::Failed)?;
-        let plan = tokio::task::spawn_blocking(move || crate::plan::plan(&workload, &images))
+        // Parsing and hashing a large file is CPU work too: it runs where compiling does.
+        let plan = self
+            .rt
+            .compiler
+            .run(move || crate::plan::plan(&workload, &images))
             .await
-            .map_err(|e| ApplyError::Failed(vec![internal(&e.to_string())]))?
+            .ok_or_else(|| ApplyError::Failed(vec![internal("the planning task failed")]))?
             .map_err(|errors| ApplyError::Failed(errors.into_iter().map(|e| e.0).collect()))?;
         let workload = &plan.workload;
         self.check_routes(workload)?;
