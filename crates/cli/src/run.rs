@@ -30,8 +30,8 @@ pub struct HostArgs {
     #[arg(long, value_name = "PATH")]
     pub admin_token_file: Option<PathBuf>,
     /// Instances the engine's pool holds at once: requests, WIT calls and message deliveries
-    /// in flight plus one per running service. Default: one per 4 MiB of memory, 1,000 to
-    /// 10,000.
+    /// in flight plus one per running service. Default: one per 16 MiB of memory, 1,000 to
+    /// 8,192.
     #[arg(long, value_name = "N")]
     pub max_instances: Option<u32>,
     /// Log format on stderr.

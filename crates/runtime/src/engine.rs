@@ -77,14 +77,15 @@ impl HostEngine {
     }
 }
 
-/// The pool size for this machine: one instance per 4 MiB of physical memory (a small
-/// component's instance uses a few MiB once touched), at least 1,000 and at most 10,000 (the
-/// address space reserved for their memories grows with it: 8 GiB per instance).
+/// The pool size for this machine: one instance per 16 MiB of physical memory, at least
+/// 1,000 and at most 8,192. Reserving the pool costs start-up time in proportion to its size
+/// (about 3.5 ms per 1,000 instances here, `BENCHMARKS.md`), so the default leaves room for a
+/// thousand services plus requests without paying for a pool the memory could never fill.
 pub fn default_max_instances() -> u32 {
-    let mib = physical_memory_mib().unwrap_or(4096);
-    u32::try_from(mib / 4)
+    let mib = physical_memory_mib().unwrap_or(16 << 10);
+    u32::try_from(mib / 16)
         .unwrap_or(u32::MAX)
-        .clamp(1_000, 10_000)
+        .clamp(1_000, 8_192)
 }
 
 /// `MemTotal` from `/proc/meminfo`, in MiB.
