@@ -204,6 +204,23 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
     Ok(socket.into())
 }
 
+/// The next connection on `listener`. A failed accept (typically EMFILE) is logged and
+/// retried after a short pause instead of spinning.
+pub(crate) async fn accept(
+    listener: &TcpListener,
+    what: &str,
+) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => return conn,
+            Err(e) => {
+                tracing::warn!(error = %e, listener = what, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then drains.
 /// Returns whether every connection finished within the drain timeout.
 pub async fn serve(
@@ -217,15 +234,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            conn = accept(&listener, "ingress") => conn,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);

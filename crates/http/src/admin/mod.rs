@@ -69,14 +69,7 @@ pub async fn serve_admin(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            conn = crate::server::accept(&listener, "admin") => conn,
             () = &mut shutdown => return,
         };
         let api = Arc::clone(&api);
