@@ -5,7 +5,7 @@
 //!
 //! | phase | module | from → to |
 //! |---|---|---|
-//! | plan | `plan/` | [`Workload`] + fetched files → [`Plan`]: what each file is (`world`), who serves each import (`links`), policies and host-interface checks (`check`) |
+//! | plan | `plan/` | `Workload` + fetched files → [`Plan`]: what each file is (`world`), who serves each import (`links`), policies and host-interface checks (`check`) |
 //! | build | `build.rs` | [`Plan`] → compiled (cache), bound backends, pre-instantiated parts |
 //! | start | `start.rs` | built parts → [`RunningWorkload`]: published ports, subscriptions, the service |
 //! | swap | `lifecycle.rs` | [`Workloads`]: apply / delete on a live host, per-name serialised |
@@ -38,7 +38,6 @@ pub use build::DeployError;
 pub use cache::CompileCache;
 pub use engine::{EngineOptions, HostEngine, default_max_instances};
 pub use gate::{Gate, Permit};
-pub use hearth_manifest::Workload;
 pub use invoke::InvokeError;
 pub use invoke::http::OutgoingBody;
 pub use lifecycle::{Applied, ApplyError, Fetch, FetchFuture, Publish, Workloads};
