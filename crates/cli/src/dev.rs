@@ -80,6 +80,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
+    // Watch from the start: an edit made during the first build or before the first pass
+    // is a change like any other (scanning after listening would race with it).
+    let mut sources = Sources::scan(&manifest, &workloads);
     if let Err(e) = crate::build::build_for_dev(&manifest, None) {
         eprintln!("{e}");
         tracing::error!("the first build failed; fix the error and save: hearth dev is watching");
@@ -125,7 +128,6 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     );
     eprintln!("hearth dev: serving http://{addr}/ — watching for changes (Ctrl-C to stop)");
 
-    let mut sources = Sources::scan(&manifest, &workloads);
     let poll = Duration::from_millis(args.poll_ms.max(50));
     let stop = crate::run::shutdown_signal();
     tokio::pin!(stop);

@@ -136,7 +136,8 @@ fn dev_swaps_a_component_keeping_service_state_and_survives_a_broken_build() {
         }
         assert!(
             Instant::now() < deadline,
-            "the new component never served: {resp:?}"
+            "the new component never served: {resp:?}; logs:\n{}",
+            dev.logs.lock().unwrap().join("\n")
         );
         std::thread::sleep(Duration::from_millis(200));
     }
