@@ -5,9 +5,12 @@
 //! wrong type, a missing field or an unknown key is reported where it is.
 
 use crate::error::{ManifestError, ManifestErrors};
-use crate::types::{DeploymentDocument, Source, Workload, WorkloadDocument, WorkloadKind};
+use crate::types::{
+    DeploymentDocument, Source, Strategy, Workload, WorkloadDocument, WorkloadKind,
+};
 use crate::validate;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Reads and validates every document of every file, including checks across files
@@ -166,6 +169,8 @@ fn parse_document(
                 kind: WorkloadKind::Workload,
                 replicas: 1,
                 labels: doc.metadata.labels,
+                strategy: Strategy::default(),
+                host_selector: BTreeMap::new(),
                 spec: doc.spec,
                 source: source("spec"),
             }
@@ -182,6 +187,8 @@ fn parse_document(
                 kind: WorkloadKind::WorkloadDeployment,
                 replicas: doc.spec.replicas,
                 labels,
+                strategy: doc.spec.strategy,
+                host_selector: doc.spec.host_selector,
                 spec: doc.spec.template.spec,
                 source: source("spec.template.spec"),
             }

@@ -27,6 +27,10 @@ pub struct Workload {
     pub replicas: u32,
     /// `metadata.labels`.
     pub labels: BTreeMap<String, String>,
+    /// `spec.strategy` of a `WorkloadDeployment`: how replicas move to a new version.
+    pub strategy: Strategy,
+    /// `spec.hostSelector` of a `WorkloadDeployment`: labels a host must carry to run it.
+    pub host_selector: BTreeMap<String, String>,
     /// The workload itself.
     pub spec: WorkloadSpec,
     /// Where the document came from.
@@ -99,7 +103,85 @@ pub struct DeploymentDocument {
 pub struct DeploymentSpec {
     #[serde(default = "one")]
     pub replicas: u32,
+    #[serde(default)]
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub host_selector: BTreeMap<String, String>,
     pub template: Template,
+}
+
+/// `spec.strategy`: how a deployment's replicas move to a new version, as in a Kubernetes
+/// Deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum Strategy {
+    /// New replicas start next to old ones, within `maxSurge` extra and `maxUnavailable`
+    /// missing ready replicas.
+    RollingUpdate {
+        #[serde(default, rename = "rollingUpdate")]
+        rolling_update: RollingUpdate,
+    },
+    /// Every old replica stops before new ones start.
+    Recreate,
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Strategy::RollingUpdate {
+            rolling_update: RollingUpdate::default(),
+        }
+    }
+}
+
+/// `spec.strategy.rollingUpdate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollingUpdate {
+    #[serde(default = "quarter")]
+    pub max_surge: IntOrPercent,
+    #[serde(default = "quarter")]
+    pub max_unavailable: IntOrPercent,
+}
+
+impl Default for RollingUpdate {
+    fn default() -> Self {
+        Self {
+            max_surge: quarter(),
+            max_unavailable: quarter(),
+        }
+    }
+}
+
+fn quarter() -> IntOrPercent {
+    IntOrPercent::Percent("25%".into())
+}
+
+/// A count, either absolute (`1`) or a share of the replicas (`"25%"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrPercent {
+    Int(u32),
+    Percent(String),
+}
+
+impl IntOrPercent {
+    /// The count for `replicas`: a percentage rounds up when `round_up` (Kubernetes rounds
+    /// `maxSurge` up and `maxUnavailable` down). `None` for a malformed percentage.
+    pub fn resolve(&self, replicas: u32, round_up: bool) -> Option<u32> {
+        match self {
+            IntOrPercent::Int(n) => Some(*n),
+            IntOrPercent::Percent(text) => {
+                let pct: u64 = text.strip_suffix('%')?.trim().parse().ok()?;
+                let scaled = u64::from(replicas) * pct;
+                let n = if round_up {
+                    scaled.div_ceil(100)
+                } else {
+                    scaled / 100
+                };
+                u32::try_from(n).ok()
+            }
+        }
+    }
 }
 
 fn one() -> u32 {

@@ -3,7 +3,7 @@
 
 use crate::error::ManifestError;
 use crate::image::{OCI_REFERENCE_SHAPE, OCI_SCHEME, OciReference, PullPolicy};
-use crate::types::{BuildSpec, ComponentSpec, ServiceSpec, Workload};
+use crate::types::{BuildSpec, ComponentSpec, ServiceSpec, Strategy, Workload};
 use std::collections::HashMap;
 
 /// Largest memory limit a component may ask for.
@@ -52,6 +52,35 @@ pub(crate) fn workload(w: &Workload, doc: Option<usize>) -> Vec<ManifestError> {
     }
     if w.replicas == 0 {
         err("spec.replicas".into(), "expected at least 1".into());
+    }
+    if let Strategy::RollingUpdate { rolling_update } = &w.strategy {
+        let surge = rolling_update.max_surge.resolve(w.replicas, true);
+        let unavailable = rolling_update.max_unavailable.resolve(w.replicas, false);
+        for (field, value) in [("maxSurge", surge), ("maxUnavailable", unavailable)] {
+            if value.is_none() {
+                err(
+                    format!("spec.strategy.rollingUpdate.{field}"),
+                    "expected a count (`1`) or a percentage (`\"25%\"`)".into(),
+                );
+            }
+        }
+        if surge == Some(0) && unavailable == Some(0) {
+            err(
+                "spec.strategy.rollingUpdate".into(),
+                format!(
+                    "maxSurge and maxUnavailable are both 0 for {} replicas: expected one of them to allow progress",
+                    w.replicas
+                ),
+            );
+        }
+    }
+    for (key, value) in &w.host_selector {
+        if key.is_empty() || value.is_empty() {
+            err(
+                format!("spec.hostSelector.{key}"),
+                "expected a non-empty label name and value".into(),
+            );
+        }
     }
     if w.spec.components.is_empty() && w.spec.service.is_none() {
         err(

@@ -1,0 +1,10 @@
+//! Many hosts, one cluster.
+//!
+//! - [`protocol`]: the messages hosts and controllers exchange over NATS;
+//! - [`scheduler`]: `plan(desired, hosts, current) -> actions`, pure;
+//! - `store`: desired state, status and the leader lease in JetStream key-value buckets;
+//! - `agent`: what makes a `hearth host` a cluster member (heartbeats, commands);
+//! - `controller`: watches desired state and heartbeats and makes them meet.
+
+pub mod protocol;
+pub mod scheduler;
