@@ -7,4 +7,9 @@
 //! - `controller`: watches desired state and heartbeats and makes them meet.
 
 pub mod protocol;
+pub mod agent;
+pub mod controller;
+pub mod deployment;
+pub mod nats;
 pub mod scheduler;
+pub mod store;

@@ -7,6 +7,7 @@ use hearth_runtime::{ComponentRuntime, RunningWorkload};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What the host serves right now: the running workloads and their routing table. A reload
 /// (`hearth dev`) swaps in a new set as a whole; requests in flight keep the components they
@@ -60,9 +61,21 @@ pub struct Router {
     any_host: Vec<Route>,
 }
 
+/// One path prefix and what serves it: one component, or the same component of several
+/// replicas of one deployment, taken in turn.
 struct Route {
     prefix: String,
-    target: Arc<ComponentRuntime>,
+    targets: Vec<Arc<ComponentRuntime>>,
+    next: AtomicUsize,
+}
+
+impl Route {
+    fn target(&self) -> &Arc<ComponentRuntime> {
+        match self.targets.as_slice() {
+            [one] => one,
+            many => &many[self.next.fetch_add(1, Ordering::Relaxed) % many.len()],
+        }
+    }
 }
 
 impl Router {
@@ -73,13 +86,18 @@ impl Router {
             for c in &w.components {
                 let Some(route) = c.route() else { continue };
                 let key = RouteKey::new(route.host.as_deref(), &route.path);
-                let entry = Route {
-                    prefix: key.path,
-                    target: Arc::clone(c),
+                let routes = match key.host {
+                    Some(host) => router.by_host.entry(host).or_default(),
+                    None => &mut router.any_host,
                 };
-                match key.host {
-                    Some(host) => router.by_host.entry(host).or_default().push(entry),
-                    None => router.any_host.push(entry),
+                // The lifecycle lets only replicas of one deployment share a route.
+                match routes.iter_mut().find(|r| r.prefix == key.path) {
+                    Some(shared) => shared.targets.push(Arc::clone(c)),
+                    None => routes.push(Route {
+                        prefix: key.path,
+                        targets: vec![Arc::clone(c)],
+                        next: AtomicUsize::new(0),
+                    }),
                 }
             }
         }
@@ -112,7 +130,7 @@ fn longest<'a>(routes: &'a [Route], path: &str) -> Option<&'a Arc<ComponentRunti
     routes
         .iter()
         .find(|r| prefix_matches(&r.prefix, path))
-        .map(|r| &r.target)
+        .map(Route::target)
 }
 
 fn prefix_matches(prefix: &str, path: &str) -> bool {

@@ -22,3 +22,7 @@ pub use validate::{RouteKey, dns_label};
 
 /// The only `apiVersion` this version of hearth understands.
 pub const API_VERSION: &str = "hearth.dev/v1alpha1";
+
+/// The label that marks a workload as one replica of a deployment: workloads with the same
+/// value may serve the same routes on one host (requests are spread over them).
+pub const DEPLOYMENT_LABEL: &str = "hearth.dev/deployment";

@@ -51,6 +51,13 @@ pub struct Source {
     pub spec_path: &'static str,
 }
 
+impl Workload {
+    /// The deployment this workload is a replica of (its `hearth.dev/deployment` label).
+    pub fn deployment(&self) -> Option<&str> {
+        self.labels.get(crate::DEPLOYMENT_LABEL).map(String::as_str)
+    }
+}
+
 impl Source {
     /// The document number to show in messages, if the file has several.
     pub fn document_label(&self) -> Option<usize> {

@@ -239,15 +239,18 @@ impl Workloads {
         previous
     }
 
-    /// Fails if another running workload serves a route of `workload`.
+    /// Fails if another running workload serves a route of `workload` (replicas of one
+    /// deployment share theirs).
     fn check_routes(&self, workload: &Workload) -> Result<(), ApplyError> {
         let running = lock(&self.running);
+        let group = workload.deployment();
         for (i, c) in workload.spec.components.iter().enumerate() {
             let Some(route) = &c.http else { continue };
             let key = RouteKey::new(route.host.as_deref(), &route.path);
             let taken = running
                 .values()
                 .filter(|w| *w.name != *workload.name)
+                .filter(|w| group.is_none() || w.deployment.as_deref() != group)
                 .find(|w| {
                     w.components.iter().any(|o| {
                         o.route()

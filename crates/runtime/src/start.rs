@@ -57,6 +57,7 @@ pub(crate) async fn start(
     Ok(RunningWorkload {
         name: workload.name.as_str().into(),
         source: workload.source.file.clone(),
+        deployment: workload.deployment().map(Arc::from),
         generation: previous.map_or(1, |p| p.generation + 1),
         started: SystemTime::now(),
         components: built.components,

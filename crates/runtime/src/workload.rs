@@ -24,6 +24,8 @@ pub struct RunningWorkload {
     pub name: Arc<str>,
     /// The manifest it came from.
     pub source: PathBuf,
+    /// The deployment it is a replica of: replicas of one deployment share their routes.
+    pub deployment: Option<Arc<str>>,
     /// 1 when created, one more per update that changed it.
     pub generation: u64,
     /// When this version started serving.

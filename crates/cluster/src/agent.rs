@@ -1,0 +1,523 @@
+//! The host agent: what makes a `hearth host` a member of a cluster.
+//!
+//! It runs on a runtime of its own (its own thread), so nothing the host does (a slow pull,
+//! a compile, a burst of requests) delays a heartbeat. It:
+//! - publishes a heartbeat every second, and at once when a replica changes state;
+//! - answers `start`, `stop` and `status` for its own host id, concurrently with a bound,
+//!   keyed by replica id: a repeated `start` with the same spec is a no-op, a new spec is an
+//!   update (the host's zero-downtime path);
+//! - refuses commands from a controller term older than one it has obeyed (fencing);
+//! - watches its peers' heartbeats, so the ingress can forward requests for workloads it
+//!   does not run ([`Peers`]).
+//!
+//! While NATS is away the host keeps serving what it runs; the client reconnects forever
+//! and heartbeats resume, which is how the controller reconciles.
+
+use crate::protocol::{
+    self, Capacity, Heartbeat, PROTOCOL, ReplicaCommand, ReplicaReport, ReplicaState, Reply,
+    RouteReport, StartCommand, subject,
+};
+use async_nats::Client;
+use futures::StreamExt;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, Semaphore};
+
+/// Heartbeat period.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// Commands handled at once.
+const MAX_COMMANDS: usize = 64;
+/// Replicas fetched, compiled and started at once.
+const MAX_STARTS: usize = 4;
+
+/// What the agent needs from the host it runs in.
+#[async_trait::async_trait]
+pub trait HostRuntime: Send + Sync + 'static {
+    /// Runs (or updates to) `document`, a `kind: Workload` document named `replica`;
+    /// returns once it serves, with its routes, or the error (field path included).
+    async fn start(&self, replica: String, document: Value) -> Result<Vec<RouteReport>, String>;
+    /// Stops `replica`: routing ends, requests in flight drain, its service stops.
+    async fn stop(&self, replica: String);
+    /// Cores, memory and the instance pool (the agent fills in `max_replicas`).
+    fn capacity(&self) -> Capacity;
+    /// Host interfaces and backends it can bind (`wasi:keyvalue=redis`).
+    fn offers(&self) -> BTreeSet<String>;
+}
+
+/// Who this host is in the cluster.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub host_id: String,
+    pub labels: BTreeMap<String, String>,
+    /// Where peers reach its HTTP ingress (for forwarding).
+    pub http: Option<String>,
+    pub max_replicas: u32,
+    pub version: String,
+}
+
+/// One replica this host holds.
+struct Entry {
+    report: ReplicaReport,
+    /// Hash of the document it was last started with.
+    spec: String,
+    /// Bumped by every command that changes it; a finishing start or stop whose epoch is
+    /// stale leaves the entry alone.
+    epoch: u64,
+}
+
+/// The agent's state, shared by its tasks.
+pub struct Agent {
+    config: AgentConfig,
+    /// Identifies this run of the host process.
+    instance: String,
+    runtime: Arc<dyn HostRuntime>,
+    replicas: Mutex<BTreeMap<String, Entry>>,
+    /// The highest controller term obeyed.
+    term: AtomicU64,
+    seq: AtomicU64,
+    changed: Notify,
+    starts: Semaphore,
+    /// Commands refused for a stale term (visible in logs and status).
+    stale_refused: AtomicUsize,
+    peers: Arc<Peers>,
+}
+
+impl Agent {
+    /// Joins the cluster through `client` and serves until the process ends. Run it on a
+    /// runtime no other work uses.
+    pub async fn run(
+        config: AgentConfig,
+        client: Client,
+        runtime: Arc<dyn HostRuntime>,
+        peers: Arc<Peers>,
+    ) -> Result<(), String> {
+        let agent = Arc::new(Agent {
+            instance: crate::deployment::replica_id("run"),
+            config,
+            runtime,
+            replicas: Mutex::new(BTreeMap::new()),
+            term: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+            changed: Notify::new(),
+            starts: Semaphore::new(MAX_STARTS),
+            stale_refused: AtomicUsize::new(0),
+            peers,
+        });
+        let commands = client
+            .subscribe(subject::commands(&agent.config.host_id))
+            .await
+            .map_err(|e| format!("cannot subscribe to commands: {e}"))?;
+        let heartbeats = client
+            .subscribe(subject::heartbeats())
+            .await
+            .map_err(|e| format!("cannot subscribe to heartbeats: {e}"))?;
+        tracing::info!(host = %agent.config.host_id, "joined the cluster");
+        tokio::spawn(Arc::clone(&agent).watch_peers(heartbeats));
+        tokio::spawn(Arc::clone(&agent).beat(client.clone()));
+        agent.serve_commands(client, commands).await;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.replicas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Heartbeats: every second, and soon after a replica changes state.
+    async fn beat(self: Arc<Self>, client: Client) {
+        let mut next = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                () = self.changed.notified() => {
+                    // Coalesce a burst of changes into one heartbeat.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            next = tokio::time::Instant::now() + HEARTBEAT_EVERY;
+            // While disconnected, a heartbeat would only queue up and arrive stale.
+            if client.connection_state() != async_nats::connection::State::Connected {
+                continue;
+            }
+            let heartbeat = self.heartbeat();
+            let subject = subject::heartbeat(&self.config.host_id);
+            if let Err(e) = client.publish(subject, protocol::encode(&heartbeat)).await {
+                tracing::debug!(error = %e, "heartbeat not sent");
+            }
+        }
+    }
+
+    /// The heartbeat as of now.
+    pub fn heartbeat(&self) -> Heartbeat {
+        let replicas: Vec<ReplicaReport> = self.lock().values().map(|e| e.report.clone()).collect();
+        let mut capacity = self.runtime.capacity();
+        capacity.max_replicas = self.config.max_replicas;
+        Heartbeat {
+            protocol: PROTOCOL,
+            host_id: self.config.host_id.clone(),
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            instance: self.instance.clone(),
+            version: self.config.version.clone(),
+            labels: self.config.labels.clone(),
+            capacity,
+            offers: self.runtime.offers(),
+            http: self.config.http.clone(),
+            term: self.term.load(Ordering::Relaxed),
+            replicas,
+        }
+    }
+
+    async fn serve_commands(self: &Arc<Self>, client: Client, mut commands: async_nats::Subscriber) {
+        let bound = Arc::new(Semaphore::new(MAX_COMMANDS));
+        while let Some(message) = commands.next().await {
+            let Ok(permit) = Arc::clone(&bound).acquire_owned().await else {
+                break;
+            };
+            let agent = Arc::clone(self);
+            let client = client.clone();
+            tokio::spawn(async move {
+                let reply = agent.handle(&message.subject, &message.payload);
+                if let Some(to) = message.reply {
+                    let _ = client.publish(to, protocol::encode(&reply)).await;
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// Answers one command (the work it starts goes on in the background).
+    pub fn handle(self: &Arc<Self>, subject: &str, payload: &[u8]) -> Reply {
+        // The subscription is for this host's id only; check anyway, so a misrouted
+        // command is never obeyed.
+        let ours = subject::command(&self.config.host_id, subject::Verb::Status);
+        let prefix = ours.trim_end_matches("status");
+        if !subject.starts_with(prefix) {
+            return Reply::Refused {
+                reason: format!("`{subject}` is not addressed to host `{}`", self.config.host_id),
+            };
+        }
+        match subject::Verb::of_subject(subject) {
+            Some(subject::Verb::Start) => match protocol::decode::<StartCommand>(payload) {
+                Ok(cmd) => self.start(cmd),
+                Err(reason) => Reply::Invalid { reason },
+            },
+            Some(subject::Verb::Stop) => match protocol::decode::<ReplicaCommand>(payload) {
+                Ok(cmd) => self.stop(&cmd),
+                Err(reason) => Reply::Invalid { reason },
+            },
+            Some(subject::Verb::Status) => match protocol::decode::<ReplicaCommand>(payload) {
+                Ok(cmd) => self
+                    .lock()
+                    .get(&cmd.replica)
+                    .map_or(Reply::NotFound, |e| Reply::Ok {
+                        replica: e.report.clone(),
+                    }),
+                Err(reason) => Reply::Invalid { reason },
+            },
+            None => Reply::Invalid {
+                reason: format!("`{subject}`: expected a start, stop or status command"),
+            },
+        }
+    }
+
+    /// Obeys `term` if it is not older than the newest obeyed.
+    fn admit(&self, term: u64) -> Result<(), Reply> {
+        let newest = self.term.fetch_max(term, Ordering::AcqRel);
+        if term < newest {
+            self.stale_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(term, newest, "refused a command from a stale controller term");
+            return Err(Reply::Refused {
+                reason: format!(
+                    "stale controller term {term}: this host obeys term {newest} or newer"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn start(self: &Arc<Self>, cmd: StartCommand) -> Reply {
+        if let Err(refused) = self.admit(cmd.term) {
+            return refused;
+        }
+        let spec = crate::deployment::revision(&serde_json::json!({"spec": cmd.workload}));
+        let mut replicas = self.lock();
+        let epoch = match replicas.get_mut(&cmd.replica) {
+            Some(e) if e.spec == spec || e.report.state == ReplicaState::Stopping => {
+                return Reply::Ok {
+                    replica: e.report.clone(),
+                };
+            }
+            Some(e) => {
+                // A new spec for a live replica: an update, served by the old version
+                // until the new one is ready.
+                e.spec = spec;
+                e.epoch += 1;
+                e.epoch
+            }
+            None => {
+                let live = replicas
+                    .values()
+                    .filter(|e| e.report.state != ReplicaState::Stopping)
+                    .count();
+                if live >= self.config.max_replicas as usize {
+                    return Reply::Refused {
+                        reason: format!(
+                            "host `{}` is full ({live}/{} replicas)",
+                            self.config.host_id, self.config.max_replicas
+                        ),
+                    };
+                }
+                replicas.insert(
+                    cmd.replica.clone(),
+                    Entry {
+                        report: ReplicaReport {
+                            id: cmd.replica.clone(),
+                            deployment: cmd.deployment.clone(),
+                            revision: cmd.revision.clone(),
+                            state: ReplicaState::Starting,
+                            message: None,
+                            routes: Vec::new(),
+                        },
+                        spec,
+                        epoch: 0,
+                    },
+                );
+                0
+            }
+        };
+        let report = replicas
+            .get(&cmd.replica)
+            .map(|e| e.report.clone())
+            .unwrap_or_else(|| starting(&cmd));
+        drop(replicas);
+        self.changed.notify_one();
+        tracing::info!(replica = %cmd.replica, deployment = %cmd.deployment, revision = %cmd.revision, "starting replica");
+        let agent = Arc::clone(self);
+        tokio::spawn(async move {
+            let Ok(_permit) = agent.starts.acquire().await else {
+                return;
+            };
+            let result = agent
+                .runtime
+                .start(cmd.replica.clone(), cmd.workload)
+                .await;
+            let mut replicas = agent.lock();
+            let Some(entry) = replicas.get_mut(&cmd.replica).filter(|e| e.epoch == epoch) else {
+                return;
+            };
+            match result {
+                Ok(routes) => {
+                    tracing::info!(replica = %cmd.replica, "replica ready");
+                    entry.report.state = ReplicaState::Ready;
+                    entry.report.revision = cmd.revision;
+                    entry.report.routes = routes;
+                    entry.report.message = None;
+                }
+                Err(message) if entry.report.state == ReplicaState::Ready => {
+                    // A failed update: the old version keeps serving.
+                    tracing::warn!(replica = %cmd.replica, %message, "update failed; the previous version keeps serving");
+                    entry.report.message = Some(message);
+                }
+                Err(message) => {
+                    tracing::warn!(replica = %cmd.replica, %message, "replica failed to start");
+                    entry.report.state = ReplicaState::Failed;
+                    entry.report.message = Some(message);
+                }
+            }
+            drop(replicas);
+            agent.changed.notify_one();
+        });
+        Reply::Ok { replica: report }
+    }
+
+    fn stop(self: &Arc<Self>, cmd: &ReplicaCommand) -> Reply {
+        if let Err(refused) = self.admit(cmd.term) {
+            return refused;
+        }
+        let mut replicas = self.lock();
+        let Some(entry) = replicas.get_mut(&cmd.replica) else {
+            return Reply::NotFound;
+        };
+        if entry.report.state == ReplicaState::Stopping {
+            return Reply::Ok {
+                replica: entry.report.clone(),
+            };
+        }
+        entry.report.state = ReplicaState::Stopping;
+        entry.epoch += 1;
+        let epoch = entry.epoch;
+        let report = entry.report.clone();
+        drop(replicas);
+        self.changed.notify_one();
+        tracing::info!(replica = %cmd.replica, "stopping replica");
+        let agent = Arc::clone(self);
+        let replica = cmd.replica.clone();
+        tokio::spawn(async move {
+            agent.runtime.stop(replica.clone()).await;
+            let mut replicas = agent.lock();
+            if replicas.get(&replica).is_some_and(|e| e.epoch == epoch) {
+                replicas.remove(&replica);
+            }
+            drop(replicas);
+            tracing::info!(%replica, "replica stopped");
+            agent.changed.notify_one();
+        });
+        Reply::Ok { replica: report }
+    }
+
+    async fn watch_peers(self: Arc<Self>, mut heartbeats: async_nats::Subscriber) {
+        while let Some(message) = heartbeats.next().await {
+            match protocol::decode::<Heartbeat>(&message.payload) {
+                Ok(hb) if hb.host_id != self.config.host_id => self.peers.saw(hb),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "ignored a heartbeat"),
+            }
+        }
+    }
+}
+
+fn starting(cmd: &StartCommand) -> ReplicaReport {
+    ReplicaReport {
+        id: cmd.replica.clone(),
+        deployment: cmd.deployment.clone(),
+        revision: cmd.revision.clone(),
+        state: ReplicaState::Starting,
+        message: None,
+        routes: Vec::new(),
+    }
+}
+
+/// Other hosts' ready replicas and where to reach them, from their heartbeats: the
+/// ingress forwards a request it has no route for to one of them.
+#[derive(Default)]
+pub struct Peers {
+    hosts: Mutex<HashMap<String, (Instant, Heartbeat)>>,
+    next: AtomicUsize,
+}
+
+/// A peer is used for forwarding only while its heartbeats are this fresh.
+const PEER_FRESH: Duration = Duration::from_secs(3);
+
+impl Peers {
+    fn saw(&self, heartbeat: Heartbeat) {
+        self.hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(heartbeat.host_id.clone(), (Instant::now(), heartbeat));
+    }
+
+    /// The HTTP address of a live peer with a ready replica serving `path` on `host` (a
+    /// `Host` header), taken in turn among the candidates.
+    pub fn pick(&self, host: Option<&str>, path: &str) -> Option<String> {
+        let host = host.map(|h| bare_host(h).to_ascii_lowercase());
+        let hosts = self
+            .hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The best match is the longest prefix, a route naming the host beating any-host.
+        let mut best: Option<(bool, usize)> = None;
+        let mut candidates: Vec<&str> = Vec::new();
+        for (seen, hb) in hosts.values() {
+            let Some(addr) = hb.http.as_deref() else { continue };
+            if seen.elapsed() > PEER_FRESH {
+                continue;
+            }
+            for replica in hb.replicas.iter().filter(|r| r.state == ReplicaState::Ready) {
+                for route in &replica.routes {
+                    let named = route.host.is_some();
+                    if named && route.host.as_deref().map(str::to_ascii_lowercase) != host {
+                        continue;
+                    }
+                    if !prefix_matches(&route.path, path) {
+                        continue;
+                    }
+                    let rank = (named, route.path.len());
+                    match best {
+                        Some(b) if b > rank => {}
+                        Some(b) if b == rank => candidates.push(addr),
+                        _ => {
+                            best = Some(rank);
+                            candidates = vec![addr];
+                        }
+                    }
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        if candidates.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % candidates.len();
+        Some(candidates[i].to_string())
+    }
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || (path.starts_with(prefix)
+            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/' | b'?')))
+}
+
+fn bare_host(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: &str, http: &str, path: &str, host: Option<&str>) -> Heartbeat {
+        Heartbeat {
+            protocol: PROTOCOL,
+            host_id: id.into(),
+            seq: 0,
+            instance: "i".into(),
+            version: "0".into(),
+            labels: BTreeMap::new(),
+            capacity: Capacity::default(),
+            offers: BTreeSet::new(),
+            http: Some(http.into()),
+            term: 0,
+            replicas: vec![ReplicaReport {
+                id: format!("{id}-r"),
+                deployment: "d".into(),
+                revision: "r".into(),
+                state: ReplicaState::Ready,
+                message: None,
+                routes: vec![RouteReport {
+                    host: host.map(Into::into),
+                    path: path.into(),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn peers_are_picked_by_longest_route_and_in_turn() {
+        let peers = Peers::default();
+        peers.saw(peer("a", "10.0.0.1:80", "/", None));
+        peers.saw(peer("b", "10.0.0.2:80", "/api", None));
+        peers.saw(peer("c", "10.0.0.3:80", "/api", None));
+        peers.saw(peer("d", "10.0.0.4:80", "/", Some("shop.example")));
+        let mut seen = BTreeSet::new();
+        for _ in 0..4 {
+            seen.insert(peers.pick(Some("x"), "/api/v1").unwrap());
+        }
+        assert_eq!(seen, BTreeSet::from(["10.0.0.2:80".into(), "10.0.0.3:80".into()]));
+        assert_eq!(peers.pick(None, "/other").as_deref(), Some("10.0.0.1:80"));
+        assert_eq!(
+            peers.pick(Some("Shop.Example:8080"), "/").as_deref(),
+            Some("10.0.0.4:80")
+        );
+        assert_eq!(peers.pick(None, "/apix").as_deref(), Some("10.0.0.1:80"));
+    }
+}

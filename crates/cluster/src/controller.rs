@@ -1,0 +1,715 @@
+//! The controller: watches desired state (the store) and actual state (heartbeats) and
+//! makes them meet, through the pure scheduler.
+//!
+//! Several controllers may run; one acts at a time, holding a lease in the store. The KV
+//! revision of the write that took the lease is its *term*, sent with every command; hosts
+//! refuse terms older than one they have obeyed, so a paused ex-leader cannot act.
+//!
+//! **Partition guard.** A controller acts only while all of these hold: it is connected to
+//! NATS, it has been for longer than a host's heartbeat timeout (so its view of the hosts
+//! is fresh), it renewed its lease recently, and it has read the desired state. It never
+//! stops or replaces replicas because *it* cannot see the hosts.
+
+use crate::deployment;
+use crate::protocol::{
+    self, Heartbeat, PROTOCOL, ReplicaCommand, ReplicaState, Reply, StartCommand, subject,
+};
+use crate::scheduler::{self, Action, Backoff, Desired, HostView, Inputs, Replica, StopReason};
+use crate::store::{Condition, DeploymentRecord, DeploymentStatus, Placement, Store};
+use async_nats::Client;
+use futures::StreamExt;
+use hearth_manifest::Strategy;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Timings of the control loop.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// This controller's name in the lease.
+    pub id: String,
+    /// A host whose heartbeats stop for this long is lost.
+    pub host_timeout: Duration,
+    /// A lease not renewed for this long may be taken over.
+    pub lease: Duration,
+    /// How often the controller plans.
+    pub tick: Duration,
+}
+
+impl ControllerConfig {
+    pub fn new(id: String) -> Self {
+        Self {
+            id,
+            host_timeout: Duration::from_secs(3),
+            lease: Duration::from_secs(3),
+            tick: Duration::from_millis(200),
+        }
+    }
+}
+
+/// How long a started replica may stay unreported before it is given up.
+const PENDING_FOR: Duration = Duration::from_secs(30);
+/// How long a stop may stay unconfirmed before it is sent again.
+const STOPPING_FOR: Duration = Duration::from_secs(30);
+/// Commands in flight at once.
+const MAX_IN_FLIGHT: usize = 64;
+/// How long a host has to answer a command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct SeenHost {
+    at: Instant,
+    heartbeat: Heartbeat,
+}
+
+/// A deployment as read from the store.
+struct DesiredEntry {
+    record: DeploymentRecord,
+    /// The scheduler's view, or why the stored document is invalid.
+    desired: Result<Desired, String>,
+}
+
+#[derive(Default)]
+struct Leadership {
+    /// The term while leading.
+    term: Option<u64>,
+    /// The lease's last revision written by us (leading) or seen (standing by).
+    revision: u64,
+    /// Leading: when we last renewed. Standing by: when the revision last changed.
+    at: Option<Instant>,
+}
+
+/// Controller-side overlays on what heartbeats say.
+#[derive(Default)]
+struct Book {
+    /// Started, not yet reported by the host.
+    pending: HashMap<String, (Replica, Instant)>,
+    /// Stop sent, not yet gone.
+    stopping: HashMap<String, Instant>,
+    /// Failures per (deployment, host): count and the end of the backoff.
+    failures: HashMap<(String, String), (u32, Instant)>,
+    /// Failed replicas already counted.
+    failed_seen: HashSet<String>,
+    /// Statuses as last written.
+    written: HashMap<String, DeploymentStatus>,
+}
+
+/// The controller's state, shared by its tasks.
+pub struct Controller {
+    config: ControllerConfig,
+    client: Client,
+    store: Store,
+    hosts: Mutex<HashMap<String, SeenHost>>,
+    desired: Mutex<BTreeMap<String, DesiredEntry>>,
+    desired_loaded: std::sync::atomic::AtomicBool,
+    lead: Mutex<Leadership>,
+    book: Mutex<Book>,
+    connected_since: Mutex<Option<Instant>>,
+    started: Instant,
+    in_flight: Arc<Semaphore>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Controller {
+    pub fn new(config: ControllerConfig, client: Client, store: Store) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            client,
+            store,
+            hosts: Mutex::new(HashMap::new()),
+            desired: Mutex::new(BTreeMap::new()),
+            desired_loaded: std::sync::atomic::AtomicBool::new(false),
+            lead: Mutex::new(Leadership::default()),
+            book: Mutex::new(Book::default()),
+            connected_since: Mutex::new(None),
+            started: Instant::now(),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        })
+    }
+
+    /// Runs until `stop` resolves, then gives up the lease if held.
+    pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        let heartbeats = tokio::spawn(Arc::clone(&self).watch_heartbeats());
+        let desired = tokio::spawn(Arc::clone(&self).watch_desired());
+        let lease = tokio::spawn(Arc::clone(&self).keep_lease());
+        let reconcile = tokio::spawn(Arc::clone(&self).reconcile_loop());
+        stop.await;
+        for task in [heartbeats, desired, lease, reconcile] {
+            task.abort();
+        }
+        let held = {
+            let lead = lock(&self.lead);
+            lead.term.map(|_| lead.revision)
+        };
+        if let Some(revision) = held {
+            match self.store.release_lease(revision).await {
+                Ok(()) => tracing::info!("gave up the leader lease"),
+                Err(e) => tracing::warn!(error = %e, "could not give up the leader lease"),
+            }
+        }
+    }
+
+    /// The term this controller leads with, if it leads.
+    pub fn term(&self) -> Option<u64> {
+        lock(&self.lead).term
+    }
+
+    async fn watch_heartbeats(self: Arc<Self>) {
+        loop {
+            match self.client.subscribe(subject::heartbeats()).await {
+                Ok(mut sub) => {
+                    while let Some(message) = sub.next().await {
+                        match protocol::decode::<Heartbeat>(&message.payload) {
+                            Ok(hb) => {
+                                lock(&self.hosts).insert(
+                                    hb.host_id.clone(),
+                                    SeenHost {
+                                        at: Instant::now(),
+                                        heartbeat: hb,
+                                    },
+                                );
+                            }
+                            Err(e) => tracing::warn!(subject = %message.subject, error = %e, "ignored a heartbeat"),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot subscribe to heartbeats"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Keeps the desired map equal to the deployments bucket: a full read, then the
+    /// bucket's changes; again from the start whenever the watch breaks.
+    async fn watch_desired(self: Arc<Self>) {
+        loop {
+            match self.store.list().await {
+                Ok(records) => {
+                    let mut desired = lock(&self.desired);
+                    desired.clear();
+                    for record in records {
+                        desired.insert(record.name.clone(), entry_of(record));
+                    }
+                    drop(desired);
+                    self.desired_loaded
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the desired state");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            let mut watch = match self.store.watch_deployments().await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the desired state");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            // Re-read everything now and then too: a watch can miss changes across a
+            // reconnect, a full read cannot.
+            let resync = tokio::time::sleep(Duration::from_secs(10));
+            tokio::pin!(resync);
+            loop {
+                tokio::select! {
+                    () = &mut resync => break,
+                    next = watch.next() => match next {
+                        Some(Ok(entry)) => {
+                            let mut desired = lock(&self.desired);
+                            if entry.operation == async_nats::jetstream::kv::Operation::Put {
+                                match crate::store::decode_record(&entry.key, &entry.value) {
+                                    Ok(record) => {
+                                        desired.insert(entry.key.clone(), entry_of(record));
+                                    }
+                                    Err(e) => tracing::warn!(error = %e, "ignored a record"),
+                                }
+                            } else {
+                                desired.remove(&entry.key);
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "the desired-state watch broke");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes, renews or watches the leader lease.
+    async fn keep_lease(self: Arc<Self>) {
+        let period = self.config.lease / 6;
+        loop {
+            tokio::time::sleep(period).await;
+            if let Err(e) = self.lease_step().await {
+                tracing::warn!(error = %e, "the leader lease could not be checked");
+            }
+        }
+    }
+
+    async fn lease_step(&self) -> Result<(), crate::store::StoreError> {
+        let (term, revision) = {
+            let lead = lock(&self.lead);
+            (lead.term, lead.revision)
+        };
+        if let Some(term) = term {
+            match self.store.renew_lease(&self.config.id, term, revision).await? {
+                Some(rev) => {
+                    let mut lead = lock(&self.lead);
+                    lead.revision = rev;
+                    lead.at = Some(Instant::now());
+                }
+                None => {
+                    tracing::warn!(term, "lost the leader lease to another controller; standing by");
+                    *lock(&self.lead) = Leadership::default();
+                }
+            }
+            return Ok(());
+        }
+        let current = self.store.lease().await?;
+        let takeover = match &current {
+            None => Some(None),
+            Some((_, rev)) => {
+                let mut lead = lock(&self.lead);
+                if lead.revision != *rev || lead.at.is_none() {
+                    lead.revision = *rev;
+                    lead.at = Some(Instant::now());
+                    None
+                } else if lead.at.is_some_and(|at| at.elapsed() > self.config.lease) {
+                    Some(Some(*rev))
+                } else {
+                    None
+                }
+            }
+        };
+        let Some(previous) = takeover else {
+            return Ok(());
+        };
+        if let Some((term, revision)) = self.store.take_lease(&self.config.id, previous).await? {
+            let mut lead = lock(&self.lead);
+            lead.term = Some(term);
+            lead.revision = revision;
+            lead.at = Some(Instant::now());
+            drop(lead);
+            match current {
+                Some((old, _)) => tracing::info!(term, previous = %old.holder, "took over the leader lease; acting"),
+                None => tracing::info!(term, "took the leader lease; acting"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Why this controller must not act now, if it must not.
+    fn must_not_act(&self) -> Option<&'static str> {
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        let since = {
+            let mut since = lock(&self.connected_since);
+            match (connected, *since) {
+                (false, _) => *since = None,
+                (true, None) => *since = Some(Instant::now()),
+                (true, Some(_)) => {}
+            }
+            *since
+        };
+        if !connected {
+            return Some("not connected to NATS");
+        }
+        if since.is_none_or(|s| s.elapsed() < self.config.host_timeout) {
+            return Some("reconnected to NATS; waiting for fresh heartbeats");
+        }
+        let lead = lock(&self.lead);
+        if lead.term.is_none() {
+            return Some("standing by");
+        }
+        // Stop acting well before a standby could take the lease over.
+        if lead
+            .at
+            .is_none_or(|at| at.elapsed() > self.config.lease * 2 / 3)
+        {
+            return Some("the leader lease was not renewed recently");
+        }
+        drop(lead);
+        if !self.desired_loaded.load(std::sync::atomic::Ordering::Acquire) {
+            return Some("the desired state is not read yet");
+        }
+        None
+    }
+
+    async fn reconcile_loop(self: Arc<Self>) {
+        let mut last_reason = None;
+        loop {
+            tokio::time::sleep(self.config.tick).await;
+            let reason = self.must_not_act();
+            if reason != last_reason {
+                match reason {
+                    Some(r) => tracing::info!(reason = r, "not acting"),
+                    None => tracing::info!(term = ?self.term(), "acting"),
+                }
+                last_reason = reason;
+            }
+            if reason.is_none() {
+                self.reconcile().await;
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// One pass: plan, act, write statuses.
+    async fn reconcile(self: &Arc<Self>) {
+        let Some(term) = self.term() else { return };
+        let (hosts, current) = self.observed();
+        let (desired, records): (Vec<Desired>, HashMap<String, DeploymentRecord>) = {
+            let map = lock(&self.desired);
+            (
+                map.values()
+                    .filter_map(|e| e.desired.as_ref().ok().cloned())
+                    .collect(),
+                map.iter()
+                    .map(|(k, e)| (k.clone(), e.record.clone()))
+                    .collect(),
+            )
+        };
+        let backoffs = self.backoffs();
+        let plan = scheduler::plan(Inputs {
+            desired: &desired,
+            hosts: &hosts,
+            current: &current,
+            backoffs: &backoffs,
+            now_ms: self.now_ms(),
+        });
+        for action in plan.actions {
+            match action {
+                Action::Start {
+                    deployment,
+                    revision,
+                    host,
+                } => {
+                    let Some(record) = records.get(&deployment) else {
+                        continue;
+                    };
+                    self.start(term, record, &revision, &host);
+                }
+                Action::Stop {
+                    replica,
+                    deployment,
+                    host,
+                    why,
+                } => self.stop(term, &replica, &deployment, &host, why),
+            }
+        }
+        self.write_statuses(&current, &plan.unschedulable).await;
+    }
+
+    /// Live hosts and the replicas on them: heartbeats, with this controller's pending
+    /// starts and stops laid over.
+    fn observed(&self) -> (Vec<HostView>, Vec<Replica>) {
+        let hosts = lock(&self.hosts);
+        let mut book = lock(&self.book);
+        let mut views = Vec::new();
+        let mut current = Vec::new();
+        let mut reported = HashSet::new();
+        for seen in hosts.values() {
+            if seen.at.elapsed() > self.config.host_timeout {
+                continue;
+            }
+            let hb = &seen.heartbeat;
+            let free = hb.capacity.memory_free_bytes;
+            views.push(HostView {
+                id: hb.host_id.clone(),
+                labels: hb.labels.clone(),
+                offers: hb.offers.clone(),
+                max_replicas: hb.capacity.max_replicas,
+                // Below 5 % free (and a known total), a host takes no new replicas.
+                memory_short: hb.capacity.memory_total_bytes > 0
+                    && free < hb.capacity.memory_total_bytes / 20,
+            });
+            for r in &hb.replicas {
+                reported.insert(r.id.clone());
+                let state = if book.stopping.contains_key(&r.id) {
+                    ReplicaState::Stopping
+                } else {
+                    r.state
+                };
+                if r.state == ReplicaState::Failed && book.failed_seen.insert(r.id.clone()) {
+                    let key = (r.deployment.clone(), hb.host_id.clone());
+                    let count = book.failures.get(&key).map_or(0, |(n, _)| *n) + 1;
+                    let wait = Duration::from_secs(1 << count.min(6)).min(Duration::from_secs(60));
+                    tracing::warn!(replica = %r.id, host = %hb.host_id, message = r.message.as_deref().unwrap_or(""), failures = count, backoff_s = wait.as_secs(), "replica failed; backing off that host");
+                    book.failures.insert(key, (count, Instant::now() + wait));
+                }
+                if r.state == ReplicaState::Ready {
+                    book.failures.remove(&(r.deployment.clone(), hb.host_id.clone()));
+                }
+                current.push(Replica {
+                    id: r.id.clone(),
+                    deployment: r.deployment.clone(),
+                    revision: r.revision.clone(),
+                    host: hb.host_id.clone(),
+                    state,
+                });
+            }
+        }
+        let live: HashSet<&str> = views.iter().map(|h| h.id.as_str()).collect();
+        book.pending
+            .retain(|id, (_, since)| !reported.contains(id) && since.elapsed() < PENDING_FOR);
+        for (replica, _) in book.pending.values() {
+            if live.contains(replica.host.as_str()) {
+                current.push(replica.clone());
+            }
+        }
+        book.stopping
+            .retain(|id, since| reported.contains(id) && since.elapsed() < STOPPING_FOR);
+        book.failed_seen.retain(|id| reported.contains(id));
+        views.sort_by(|a, b| a.id.cmp(&b.id));
+        current.sort_by(|a, b| a.id.cmp(&b.id));
+        (views, current)
+    }
+
+    fn backoffs(&self) -> Vec<Backoff> {
+        let now = Instant::now();
+        let now_ms = self.now_ms();
+        lock(&self.book)
+            .failures
+            .iter()
+            .filter(|(_, (_, until))| *until > now)
+            .map(|((deployment, host), (_, until))| Backoff {
+                deployment: deployment.clone(),
+                host: host.clone(),
+                until_ms: now_ms
+                    + u64::try_from((*until - now).as_millis()).unwrap_or(u64::MAX),
+            })
+            .collect()
+    }
+
+    fn start(self: &Arc<Self>, term: u64, record: &DeploymentRecord, revision: &str, host: &str) {
+        let id = deployment::replica_id(&record.name);
+        let workload = deployment::replica_document(&record.document, &record.name, revision, &id);
+        let replica = Replica {
+            id: id.clone(),
+            deployment: record.name.clone(),
+            revision: revision.to_string(),
+            host: host.to_string(),
+            state: ReplicaState::Pending,
+        };
+        lock(&self.book)
+            .pending
+            .insert(id.clone(), (replica, Instant::now()));
+        tracing::info!(replica = %id, deployment = %record.name, %host, %revision, "placing replica");
+        let command = StartCommand {
+            protocol: PROTOCOL,
+            term,
+            replica: id.clone(),
+            deployment: record.name.clone(),
+            revision: revision.to_string(),
+            workload,
+        };
+        let me = Arc::clone(self);
+        let host = host.to_string();
+        let deployment = record.name.clone();
+        tokio::spawn(async move {
+            let reply = me
+                .command(&host, subject::Verb::Start, protocol::encode(&command))
+                .await;
+            if let Err(why) = reply.and_then(ok_or_reason) {
+                tracing::warn!(replica = %id, %host, reason = %why, "start not accepted; backing off that host");
+                let mut book = lock(&me.book);
+                book.pending.remove(&id);
+                let key = (deployment, host);
+                let count = book.failures.get(&key).map_or(0, |(n, _)| *n) + 1;
+                let wait = Duration::from_secs(1 << count.min(6)).min(Duration::from_secs(60));
+                book.failures.insert(key, (count, Instant::now() + wait));
+            }
+        });
+    }
+
+    fn stop(self: &Arc<Self>, term: u64, replica: &str, deployment: &str, host: &str, why: StopReason) {
+        lock(&self.book)
+            .stopping
+            .insert(replica.to_string(), Instant::now());
+        tracing::info!(%replica, %deployment, %host, why = ?why, "stopping replica");
+        let command = ReplicaCommand {
+            protocol: PROTOCOL,
+            term,
+            replica: replica.to_string(),
+        };
+        let me = Arc::clone(self);
+        let host = host.to_string();
+        let replica = replica.to_string();
+        tokio::spawn(async move {
+            match me
+                .command(&host, subject::Verb::Stop, protocol::encode(&command))
+                .await
+            {
+                Ok(Reply::Ok { .. } | Reply::NotFound) => {}
+                Ok(other) => {
+                    tracing::warn!(%replica, %host, reply = ?other, "stop not accepted");
+                    lock(&me.book).stopping.remove(&replica);
+                }
+                Err(e) => {
+                    tracing::warn!(%replica, %host, error = %e, "stop not delivered");
+                    lock(&me.book).stopping.remove(&replica);
+                }
+            }
+        });
+    }
+
+    async fn command(&self, host: &str, verb: subject::Verb, payload: bytes::Bytes) -> Result<Reply, String> {
+        let _permit = Arc::clone(&self.in_flight)
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = async_nats::Request::new()
+            .payload(payload)
+            .timeout(Some(COMMAND_TIMEOUT));
+        let message = self
+            .client
+            .send_request(subject::command(host, verb), request)
+            .await
+            .map_err(|e| format!("no answer from host `{host}`: {e}"))?;
+        protocol::decode::<Reply>(&message.payload)
+    }
+
+    async fn write_statuses(&self, current: &[Replica], unschedulable: &BTreeMap<String, String>) {
+        let statuses: Vec<(String, Option<DeploymentStatus>)> = {
+            let desired = lock(&self.desired);
+            let book = lock(&self.book);
+            let mut out: Vec<(String, Option<DeploymentStatus>)> = desired
+                .iter()
+                .map(|(name, entry)| {
+                    let mine: Vec<&Replica> =
+                        current.iter().filter(|r| r.deployment == *name).collect();
+                    (name.clone(), Some(status_of(entry, &mine, unschedulable.get(name))))
+                })
+                .filter(|(name, status)| book.written.get(name) != status.as_ref())
+                .collect();
+            // Deleted deployments lose their status once their replicas are gone.
+            for name in book.written.keys() {
+                if !desired.contains_key(name) && !current.iter().any(|r| r.deployment == *name) {
+                    out.push((name.clone(), None));
+                }
+            }
+            out
+        };
+        for (name, status) in statuses {
+            let result = match &status {
+                Some(s) => self.store.put_status(&name, s).await,
+                None => self.store.delete_status(&name).await,
+            };
+            match result {
+                Ok(()) => {
+                    let mut book = lock(&self.book);
+                    match status {
+                        Some(s) => book.written.insert(name, s),
+                        None => book.written.remove(&name),
+                    };
+                }
+                Err(e) => tracing::warn!(deployment = %name, error = %e, "status not written"),
+            }
+        }
+    }
+}
+
+fn entry_of(record: DeploymentRecord) -> DesiredEntry {
+    let label = Path::new(&record.name);
+    let desired = deployment::parse(label, &record.document)
+        .map(|w| deployment::desired(&w, &record.revision));
+    if let Err(e) = &desired {
+        tracing::warn!(deployment = %record.name, error = %e, "the stored document is invalid; leaving its replicas alone");
+    }
+    DesiredEntry { record, desired }
+}
+
+fn ok_or_reason(reply: Reply) -> Result<(), String> {
+    match reply {
+        Reply::Ok { .. } => Ok(()),
+        Reply::NotFound => Err("not found".into()),
+        Reply::Refused { reason } | Reply::Invalid { reason } => Err(reason),
+    }
+}
+
+/// A deployment's status from the replicas on live hosts.
+fn status_of(entry: &DesiredEntry, replicas: &[&Replica], unschedulable: Option<&String>) -> DeploymentStatus {
+    let record = &entry.record;
+    let current = |r: &&&Replica| r.revision == record.revision;
+    let live = |r: &&&Replica| !matches!(r.state, ReplicaState::Failed | ReplicaState::Stopping);
+    let ready = replicas.iter().filter(|r| r.state == ReplicaState::Ready).count();
+    let updated = replicas.iter().filter(current).filter(live).count();
+    let available = replicas
+        .iter()
+        .filter(current)
+        .filter(|r| r.state == ReplicaState::Ready)
+        .count();
+    let old = replicas.iter().filter(|r| !current(r)).count();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let mut status = DeploymentStatus {
+        observed_generation: record.generation,
+        revision: record.revision.clone(),
+        ready_replicas: count(ready),
+        updated_replicas: count(updated),
+        available_replicas: count(available),
+        placements: replicas
+            .iter()
+            .map(|r| Placement {
+                replica: r.id.clone(),
+                host: r.host.clone(),
+                state: r.state,
+                revision: r.revision.clone(),
+                message: None,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let desired = match &entry.desired {
+        Ok(d) => d,
+        Err(message) => {
+            status.conditions.push(condition("Available", false, "InvalidSpec", message.clone()));
+            return status;
+        }
+    };
+    status.replicas = desired.replicas;
+    let max_unavailable = match &desired.strategy {
+        Strategy::RollingUpdate { rolling_update } => rolling_update
+            .max_unavailable
+            .resolve(desired.replicas, false)
+            .unwrap_or(0),
+        Strategy::Recreate => desired.replicas,
+    };
+    let wanted = desired.replicas as usize;
+    let minimum = wanted.saturating_sub(max_unavailable as usize);
+    status.conditions.push(if ready >= minimum.max(1).min(wanted) {
+        condition("Available", true, "MinimumReplicasAvailable", format!("{ready} of {wanted} replicas ready"))
+    } else {
+        condition("Available", false, "MinimumReplicasUnavailable", format!("{ready} of {wanted} replicas ready; at least {minimum} wanted"))
+    });
+    let done = available == wanted && updated == wanted && old == 0 && replicas.len() == wanted;
+    status.conditions.push(match (done, unschedulable) {
+        (true, _) => condition("Progressing", true, "NewReplicasAvailable", format!("{wanted} replicas ready at revision {}", record.revision)),
+        (false, Some(_)) => condition("Progressing", false, "Unschedulable", format!("{updated} of {wanted} replicas placed at revision {}; see Unschedulable", record.revision)),
+        (false, None) => condition("Progressing", true, "ReplicasUpdating", format!("{updated} of {wanted} replicas at revision {}, {available} ready, {old} old", record.revision)),
+    });
+    status.conditions.push(match unschedulable {
+        Some(reason) => condition("Unschedulable", true, "NoEligibleHost", reason.clone()),
+        None => condition("Unschedulable", false, "Placed", "every wanted replica has a host".into()),
+    });
+    status
+}
+
+fn condition(kind: &str, ok: bool, reason: &str, message: String) -> Condition {
+    Condition {
+        kind: kind.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message,
+    }
+}
