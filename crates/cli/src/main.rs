@@ -11,6 +11,7 @@ mod build;
 mod delete;
 mod dev;
 mod get;
+mod host;
 mod inspect;
 mod logging;
 mod new;
@@ -52,6 +53,13 @@ enum Command {
         after_help = "Examples:\n  hearth run examples/hello/workload.yaml\n  hearth run --http 0.0.0.0:8080 --admin 127.0.0.1:9090 a.yaml b.yaml"
     )]
     Run(run::RunArgs),
+    /// Run a host that joins a cluster over NATS: `hearth run` plus heartbeats and the
+    /// controller's start/stop commands; requests for workloads it does not run are
+    /// forwarded to a host that does.
+    #[command(
+        after_help = "Examples:\n  hearth host --nats nats://127.0.0.1:4222 --host-id edge-1 --label zone=eu\n  hearth host --nats tls://nats.internal:4222 --nats-ca ca.pem --nats-creds host.creds --http 0.0.0.0:8080 --advertise 10.0.0.5:8080"
+    )]
+    Host(host::HostArgs),
     /// Build, run and watch a workload: rebuild what changed and swap it in without dropping
     /// the service or requests in flight; a failed build keeps the last good version serving.
     #[command(
@@ -179,6 +187,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Host(args) => host::main(args),
         Command::Dev(args) => dev::main(args),
         Command::Validate { manifests } => {
             logging::init(logging::LogFormat::Human);

@@ -48,7 +48,7 @@ pub struct RunArgs {
     /// waits for `hearth apply`.
     manifests: Vec<PathBuf>,
     #[command(flatten)]
-    host: HostArgs,
+    pub(crate) host: HostArgs,
     /// Compile every component afresh instead of using the cache.
     #[arg(long)]
     no_cache: bool,
@@ -70,6 +70,11 @@ pub struct RunArgs {
 
 pub fn main(args: RunArgs) -> ExitCode {
     logging::init(args.host.log_format);
+    run(args, None)
+}
+
+/// Runs a host; `join` makes it a cluster member (`hearth host`).
+pub(crate) fn run(args: RunArgs, join: Option<crate::host::Join>) -> ExitCode {
     let workloads = match hearth_manifest::load_files(&args.manifests) {
         Ok(w) => w,
         Err(errors) => {
@@ -89,7 +94,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    match rt.block_on(serve(args, workloads)) {
+    match rt.block_on(serve(args, workloads, join)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -99,7 +104,11 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
-async fn serve(args: RunArgs, manifests: Vec<hearth_manifest::Workload>) -> anyhow::Result<()> {
+async fn serve(
+    args: RunArgs,
+    manifests: Vec<hearth_manifest::Workload>,
+    join: Option<crate::host::Join>,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let token = admin_token(&args.host)?;
     let runtime = Arc::new(Runtime::new(engine_options(
@@ -141,6 +150,9 @@ async fn serve(args: RunArgs, manifests: Vec<hearth_manifest::Workload>) -> anyh
             },
         )
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;
+    if let Some(join) = join {
+        join.start(http_addr, &runtime, &workloads).await?;
+    }
     let admin = match args.host.admin {
         Some(addr) => Some(serve_admin(addr, &workloads, token, stop_rx.clone()).await?),
         None => None,

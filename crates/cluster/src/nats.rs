@@ -5,13 +5,10 @@ use async_nats::{Client, ConnectErrorKind, ConnectOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How to reach and authenticate to NATS (the `--nats*` flags).
+/// How to authenticate to NATS and verify it (the `--nats-*` flags).
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct NatsArgs {
-    /// NATS server URL(s), comma-separated (`nats://127.0.0.1:4222`, `tls://...`).
-    #[arg(long = "nats", env = "HEARTH_NATS", value_name = "URL")]
-    pub url: Option<String>,
-    /// User name (with --nats-password, or the HEARTH_NATS_PASSWORD variable).
+pub struct NatsAuth {
+    /// User name for NATS (with --nats-password, or the HEARTH_NATS_PASSWORD variable).
     #[arg(long, value_name = "NAME")]
     pub nats_user: Option<String>,
     /// Password for --nats-user.
@@ -31,24 +28,15 @@ pub struct NatsArgs {
     pub nats_ca: Option<PathBuf>,
 }
 
-impl NatsArgs {
-    /// The URL, or the message that says how to give one.
-    pub fn url(&self) -> Result<&str, String> {
-        self.url.as_deref().ok_or_else(|| {
-            "no NATS server given: pass --nats nats://HOST:4222 (or set HEARTH_NATS)".to_string()
-        })
-    }
+/// The servers to try, from a comma-separated URL list.
+fn servers(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
 
-    /// The servers to try, from the comma-separated URL list.
-    fn servers(&self) -> Result<Vec<&str>, String> {
-        Ok(self
-            .url()?
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect())
-    }
-
+impl NatsAuth {
     async fn options(&self, name: &str) -> Result<ConnectOptions, String> {
         let mut options = ConnectOptions::new().name(name);
         if let Some(path) = &self.nats_creds {
@@ -85,21 +73,20 @@ impl NatsArgs {
             .reconnect_delay_callback(backoff))
     }
 
-    /// Connects once; fails on any error (for short-lived commands like `hearth get`).
-    pub async fn connect(&self, name: &str) -> Result<Client, String> {
-        let url = self.url()?;
+    /// Connects once to `url` (comma-separated servers); fails on any error (for
+    /// short-lived commands like `hearth get`).
+    pub async fn connect(&self, url: &str, name: &str) -> Result<Client, String> {
         let options = self.options(name).await?;
         options
-            .connect(self.servers()?)
+            .connect(servers(url))
             .await
             .map_err(|e| describe(url, e.kind(), &e.to_string()))
     }
 
     /// Connects for a long-running process: a refusal (bad credentials, TLS) fails at
     /// once; servers that are down are retried forever in the background, with backoff.
-    pub async fn connect_forever(&self, name: &str) -> Result<Client, String> {
-        let url = self.url()?;
-        match self.options(name).await?.connect(self.servers()?).await {
+    pub async fn connect_forever(&self, url: &str, name: &str) -> Result<Client, String> {
+        match self.options(name).await?.connect(servers(url)).await {
             Ok(client) => Ok(client),
             Err(e) if refused(e.kind()) => Err(describe(url, e.kind(), &e.to_string())),
             Err(e) => {
@@ -107,7 +94,7 @@ impl NatsArgs {
                 self.options(name)
                     .await?
                     .retry_on_initial_connect()
-                    .connect(self.servers()?)
+                    .connect(servers(url))
                     .await
                     .map_err(|e| describe(url, e.kind(), &e.to_string()))
             }

@@ -42,6 +42,7 @@ impl Default for EngineOptions {
 pub struct HostEngine {
     engine: Engine,
     pooling: bool,
+    max_instances: u32,
 }
 
 impl HostEngine {
@@ -63,6 +64,7 @@ impl HostEngine {
         Ok(Self {
             engine,
             pooling: options.pooling,
+            max_instances: options.max_instances,
         })
     }
 
@@ -74,6 +76,11 @@ impl HostEngine {
     /// Whether the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.pooling
+    }
+
+    /// How many instances may exist at once.
+    pub fn max_instances(&self) -> u32 {
+        self.max_instances
     }
 }
 
