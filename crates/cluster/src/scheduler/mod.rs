@@ -22,9 +22,32 @@
 //! - **Failed** replicas are stopped (the controller records the failure, which puts that
 //!   host in backoff for the deployment) and replaced elsewhere.
 //! - Replicas of deployments that are no longer desired are stopped.
+//!
+//! Counting, as the controller and the property tests rely on it:
+//! - a replica is *live* when it is pending, starting or ready; failed and stopping
+//!   replicas still *exist* (they hold a slot and count against `maxSurge`) but are
+//!   neither live nor ready;
+//! - a host's slots in use are every replica on it, of any deployment and in any state,
+//!   plus the starts this plan has already sent there (a stop frees its slot only once the
+//!   replica is gone, in a later plan);
+//! - spread (placement) counts the live replicas of the desired revision on each host,
+//!   this plan's starts included; "crowded" (choosing what to stop) counts live replicas
+//!   of either revision, so a rollout keeps the total spread as it goes;
+//! - a failed replica gets a `Stop` in every plan until it is stopping or gone, so the
+//!   controller should treat a repeated stop as already done;
+//! - `maxSurge` rounds up and `maxUnavailable` down; when both come to 0 `maxUnavailable`
+//!   is taken as 1, and a malformed value falls back to the default `25%`. `Recreate` has
+//!   no surge and no floor on ready replicas.
+//!
+//! Deployments are planned in name order, hosts are compared by id and replicas by id,
+//! so the plan does not depend on the order of the inputs either.
+
+mod hosts;
+mod rollout;
 
 use crate::protocol::ReplicaState;
 use hearth_manifest::Strategy;
+use hosts::{Demand, Hosts};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One deployment as the store wants it.
@@ -123,6 +146,60 @@ pub struct Plan {
 
 /// Computes the actions that move `current` towards `desired`.
 pub fn plan(inputs: Inputs<'_>) -> Plan {
-    let _ = inputs;
-    Plan::default()
+    let mut hosts = Hosts::new(inputs.hosts, inputs.current);
+    // A replica on a host that is not live is gone with its host: it is neither counted
+    // nor stopped, and its deployment replaces it elsewhere.
+    let mut live: Vec<&Replica> = inputs
+        .current
+        .iter()
+        .filter(|replica| hosts.is_live(&replica.host))
+        .collect();
+    live.sort_by(|a, b| (&a.deployment, &a.id).cmp(&(&b.deployment, &b.id)));
+
+    // The first entry wins if a name is desired twice; name order makes the competition
+    // for slots between deployments deterministic.
+    let mut desired: BTreeMap<&str, &Desired> = BTreeMap::new();
+    for deployment in inputs.desired {
+        desired
+            .entry(deployment.name.as_str())
+            .or_insert(deployment);
+    }
+
+    let mut plan = Plan::default();
+    for deployment in desired.values() {
+        let own: Vec<&Replica> = live
+            .iter()
+            .copied()
+            .filter(|replica| replica.deployment == deployment.name)
+            .collect();
+        let demand = Demand {
+            desired: deployment,
+            backoffs: inputs.backoffs,
+            now_ms: inputs.now_ms,
+        };
+        rollout::plan_deployment(&demand, &own, &mut hosts, &mut plan);
+    }
+    stop_deleted(&live, &desired, &mut plan);
+    plan
+}
+
+/// Stops every replica whose deployment is no longer desired (unless it already stops).
+fn stop_deleted(live: &[&Replica], desired: &BTreeMap<&str, &Desired>, plan: &mut Plan) {
+    for replica in live {
+        if !desired.contains_key(replica.deployment.as_str())
+            && replica.state != ReplicaState::Stopping
+        {
+            plan.actions.push(stop(replica, StopReason::Deleted));
+        }
+    }
+}
+
+/// The action that stops `replica`.
+fn stop(replica: &Replica, why: StopReason) -> Action {
+    Action::Stop {
+        replica: replica.id.clone(),
+        deployment: replica.deployment.clone(),
+        host: replica.host.clone(),
+        why,
+    }
 }
