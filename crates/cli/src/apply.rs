@@ -23,6 +23,8 @@ pub struct ApplyArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub admin: AdminArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 /// One document, ready to send.
@@ -36,6 +38,9 @@ struct PreparedWorkload {
 }
 
 pub fn main(args: &ApplyArgs) -> ExitCode {
+    if args.cluster.url.is_some() {
+        return apply_to_cluster(args);
+    }
     let prepared = match hearth_manifest::load_files(&args.files)
         .and_then(|workloads| single_host_kinds(&workloads).map(|()| workloads))
         .and_then(|workloads| prepare(&workloads))
@@ -73,6 +78,30 @@ pub fn main(args: &ApplyArgs) -> ExitCode {
     }
 }
 
+/// `--cluster`: both kinds go to the cluster's store.
+fn apply_to_cluster(args: &ApplyArgs) -> ExitCode {
+    let workloads = match hearth_manifest::load_files(&args.files) {
+        Ok(w) => w,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let prepared = match prepare(&workloads) {
+        Ok(p) => p,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let documents = prepared
+        .into_iter()
+        .zip(workloads)
+        .map(|(p, w)| (p.label, w, p.json))
+        .collect();
+    crate::cluster::apply(documents, &args.cluster)
+}
+
 /// A single host runs `Workload`s; a `WorkloadDeployment` (replicas) is for clusters.
 fn single_host_kinds(workloads: &[Workload]) -> Result<(), ManifestErrors> {
     let errors: Vec<ManifestError> = workloads
@@ -83,7 +112,7 @@ fn single_host_kinds(workloads: &[Workload]) -> Result<(), ManifestErrors> {
             document: w.source.document_label(),
             path: "kind".into(),
             message: format!(
-                "`{:?}` (workload `{}`) cannot be applied to a single host: expected `Workload` (a host runs one copy of each workload; clusters, which take replicas, come later)",
+                "`{:?}` (workload `{}`) cannot be applied to a single host: expected `Workload` (a host runs one copy of each workload; apply a deployment to a cluster with --cluster nats://HOST:4222)",
                 w.kind, w.name
             ),
         })
@@ -189,16 +218,18 @@ fn absolutise(json: &mut serde_json::Value, w: &Workload) -> Result<(), (String,
         file,
         ..w.source.clone()
     };
+    // `/spec` or `/spec/template/spec`.
+    let spec = format!("/{}", w.source.spec_path.replace('.', "/"));
     for (i, c) in w.spec.components.iter().enumerate() {
         if let ImageRef::File(path) = c.image_ref(&source) {
-            let field = format!("spec.components[{i}].image");
-            set_path(json, &format!("/spec/components/{i}/image"), &path, field)?;
+            let field = w.source.field(&format!("components[{i}].image"));
+            set_path(json, &format!("{spec}/components/{i}/image"), &path, field)?;
         }
         if let Some(build) = &c.build {
-            let field = format!("spec.components[{i}].build.path");
+            let field = w.source.field(&format!("components[{i}].build.path"));
             set_given_path(
                 json,
-                &format!("/spec/components/{i}/build/path"),
+                &format!("{spec}/components/{i}/build/path"),
                 &build.dir(&source),
                 field,
             )?;
@@ -208,14 +239,19 @@ fn absolutise(json: &mut serde_json::Value, w: &Workload) -> Result<(), (String,
         if let ImageRef::File(path) = service.image_ref(&source) {
             set_path(
                 json,
-                "/spec/service/image",
+                &format!("{spec}/service/image"),
                 &path,
-                "spec.service.image".into(),
+                w.source.field("service.image"),
             )?;
         }
         if let Some(build) = &service.build {
-            let field = "spec.service.build.path".to_string();
-            set_given_path(json, "/spec/service/build/path", &build.dir(&source), field)?;
+            let field = w.source.field("service.build.path");
+            set_given_path(
+                json,
+                &format!("{spec}/service/build/path"),
+                &build.dir(&source),
+                field,
+            )?;
         }
     }
     Ok(())

@@ -12,9 +12,18 @@ pub struct DeleteArgs {
     pub names: Vec<String>,
     #[command(flatten)]
     pub admin: AdminArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 pub fn main(args: &DeleteArgs) -> ExitCode {
+    if args.cluster.url.is_some() {
+        if let Some(bad) = args.names.iter().find(|n| hearth_manifest::dns_label(n).is_err()) {
+            eprintln!("error: `{bad}`: expected a deployment name (a DNS label)");
+            return ExitCode::from(EXIT_INVALID);
+        }
+        return crate::cluster::delete(&args.names, &args.cluster);
+    }
     let paths = match args
         .names
         .iter()

@@ -12,13 +12,18 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
-    /// Show only this workload (`metadata.name`).
+    /// Show only this workload (`metadata.name`); with --cluster, what to list:
+    /// `deployments`, `replicas` or `hosts`.
     pub name: Option<String>,
+    /// With --cluster: show only this deployment.
+    pub filter: Option<String>,
     /// Output format; default: a table.
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<Output>,
     #[command(flatten)]
     pub admin: AdminArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 /// `-o`: what to print instead of the default table.
@@ -33,6 +38,18 @@ pub enum Output {
 }
 
 pub fn main(args: &GetArgs) -> ExitCode {
+    if args.cluster.url.is_some() {
+        return crate::cluster::get(
+            args.name.as_deref(),
+            args.filter.as_deref(),
+            args.output,
+            &args.cluster,
+        );
+    }
+    if let Some(extra) = &args.filter {
+        eprintln!("error: `{extra}`: a host's `get` takes one NAME (two are for --cluster)");
+        return ExitCode::from(EXIT_INVALID);
+    }
     match fetch(args).and_then(|answer| format(&answer, args.output)) {
         Ok(text) => {
             print!("{text}");

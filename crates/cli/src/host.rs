@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
-pub struct HostArgs {
+pub struct ClusterHostArgs {
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
@@ -271,7 +271,7 @@ fn memory() -> (u64, u64) {
     (field("MemTotal:"), field("MemAvailable:"))
 }
 
-pub fn main(args: HostArgs) -> std::process::ExitCode {
+pub fn main(args: ClusterHostArgs) -> std::process::ExitCode {
     crate::logging::init(args.run.host.log_format);
     match Join::new(args.cluster) {
         Ok(join) => crate::run::run(args.run, Some(join)),

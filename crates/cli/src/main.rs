@@ -8,6 +8,7 @@
 mod admin_client;
 mod apply;
 mod build;
+mod cluster;
 mod delete;
 mod dev;
 mod get;
@@ -59,7 +60,19 @@ enum Command {
     #[command(
         after_help = "Examples:\n  hearth host --nats nats://127.0.0.1:4222 --host-id edge-1 --label zone=eu\n  hearth host --nats tls://nats.internal:4222 --nats-ca ca.pem --nats-creds host.creds --http 0.0.0.0:8080 --advertise 10.0.0.5:8080"
     )]
-    Host(host::HostArgs),
+    Host(host::ClusterHostArgs),
+    /// Run a cluster controller: it places WorkloadDeployment replicas on hosts and keeps
+    /// them placed (host loss, failures, scaling, rolling updates). Several may run; one
+    /// acts at a time.
+    #[command(
+        after_help = "Examples:\n  hearth controller --nats nats://127.0.0.1:4222\n  hearth controller --nats nats://a:4222,nats://b:4222,nats://c:4222 --id ctl-1"
+    )]
+    Controller(cluster::ControllerArgs),
+    /// Set a cluster deployment's replica count.
+    #[command(
+        after_help = "Examples:\n  hearth scale hello --replicas 6 --cluster nats://127.0.0.1:4222"
+    )]
+    Scale(cluster::ScaleArgs),
     /// Build, run and watch a workload: rebuild what changed and swap it in without dropping
     /// the service or requests in flight; a failed build keeps the last good version serving.
     #[command(
@@ -188,6 +201,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::main(args),
         Command::Host(args) => host::main(args),
+        Command::Controller(args) => cluster::controller(args),
+        Command::Scale(args) => cluster::scale(&args),
         Command::Dev(args) => dev::main(args),
         Command::Validate { manifests } => {
             logging::init(logging::LogFormat::Human);
