@@ -57,7 +57,10 @@ fn kind_word(kind: WorkloadKind) -> &'static str {
 
 /// `hearth apply -f FILE... --cluster URL`: every document, validated here, goes to the
 /// store; one line per document.
-pub fn apply(documents: Vec<(String, hearth_manifest::Workload, Value)>, cluster: &ClusterArgs) -> ExitCode {
+pub fn apply(
+    documents: Vec<(String, hearth_manifest::Workload, Value)>,
+    cluster: &ClusterArgs,
+) -> ExitCode {
     let mut prepared = Vec::new();
     for (label, workload, json) in documents {
         match hearth_cluster::deployment::prepare(Path::new(&label), json) {
@@ -186,7 +189,12 @@ fn resource(word: Option<&str>) -> Result<Resource, String> {
 }
 
 /// `hearth get deployments|replicas|hosts [NAME] --cluster URL`.
-pub fn get(what: Option<&str>, name: Option<&str>, output: Option<Output>, cluster: &ClusterArgs) -> ExitCode {
+pub fn get(
+    what: Option<&str>,
+    name: Option<&str>,
+    output: Option<Output>,
+    cluster: &ClusterArgs,
+) -> ExitCode {
     let resource = match resource(what) {
         Ok(r) => r,
         Err(e) => {
@@ -204,7 +212,10 @@ pub fn get(what: Option<&str>, name: Option<&str>, output: Option<Output>, clust
                     if name.is_some_and(|n| n != record.name) {
                         continue;
                     }
-                    let status = store.status(&record.name).await.map_err(|e| e.to_string())?;
+                    let status = store
+                        .status(&record.name)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     rows.push(deployment_value(&record, status.as_ref()));
                 }
                 if let Some(n) = name
@@ -244,7 +255,8 @@ async fn heartbeats(client: &async_nats::Client) -> Vec<Heartbeat> {
         return Vec::new();
     };
     let mut seen = BTreeMap::new();
-    let deadline = tokio::time::sleep(hearth_cluster::agent::HEARTBEAT_EVERY + Duration::from_millis(300));
+    let deadline =
+        tokio::time::sleep(hearth_cluster::agent::HEARTBEAT_EVERY + Duration::from_millis(300));
     tokio::pin!(deadline);
     loop {
         tokio::select! {
@@ -296,7 +308,14 @@ fn cell(v: &Value) -> String {
 }
 
 fn deployments_table(value: &Value, wide: bool) -> String {
-    let mut header = vec!["NAME", "DESIRED", "READY", "UP-TO-DATE", "AVAILABLE", "GENERATION"];
+    let mut header = vec![
+        "NAME",
+        "DESIRED",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "GENERATION",
+    ];
     if wide {
         header.extend(["REVISION", "CONDITIONS"]);
     }
@@ -320,7 +339,11 @@ fn deployments_table(value: &Value, wide: bool) -> String {
                 .filter(|c| c["status"] == "True")
                 .map(|c| format!("{}({})", cell(&c["type"]), cell(&c["reason"])))
                 .collect();
-            row.push(if conditions.is_empty() { "-".into() } else { conditions.join(",") });
+            row.push(if conditions.is_empty() {
+                "-".into()
+            } else {
+                conditions.join(",")
+            });
         }
         rows.push(row);
     }
@@ -334,8 +357,16 @@ fn replicas_table(value: &Value, wide: bool) -> String {
     }
     let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
     for d in value.as_array().map_or(&[][..], Vec::as_slice) {
-        for p in d["status"]["placements"].as_array().map_or(&[][..], Vec::as_slice) {
-            let mut row = vec![cell(&p["replica"]), cell(&d["name"]), cell(&p["host"]), cell(&p["state"])];
+        for p in d["status"]["placements"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice)
+        {
+            let mut row = vec![
+                cell(&p["replica"]),
+                cell(&d["name"]),
+                cell(&p["host"]),
+                cell(&p["state"]),
+            ];
             if wide {
                 row.push(cell(&p["revision"]));
             }
@@ -365,7 +396,11 @@ fn hosts_table(value: &Value, wide: bool) -> String {
                 cell(&capacity["maxReplicas"])
             ),
             cell(&h["http"]),
-            if labels.is_empty() { "-".into() } else { labels.join(",") },
+            if labels.is_empty() {
+                "-".into()
+            } else {
+                labels.join(",")
+            },
         ];
         if wide {
             row.push(cell(&capacity["cores"]));
@@ -373,7 +408,11 @@ fn hosts_table(value: &Value, wide: bool) -> String {
                 "{} MiB",
                 capacity["memoryFreeBytes"].as_u64().unwrap_or(0) >> 20
             ));
-            row.push(format!("{}/{}", cell(&capacity["poolInUse"]), cell(&capacity["poolSize"])));
+            row.push(format!(
+                "{}/{}",
+                cell(&capacity["poolInUse"]),
+                cell(&capacity["poolSize"])
+            ));
             row.push(cell(&h["version"]));
         }
         rows.push(row);

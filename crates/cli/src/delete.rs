@@ -18,7 +18,11 @@ pub struct DeleteArgs {
 
 pub fn main(args: &DeleteArgs) -> ExitCode {
     if args.cluster.url.is_some() {
-        if let Some(bad) = args.names.iter().find(|n| hearth_manifest::dns_label(n).is_err()) {
+        if let Some(bad) = args
+            .names
+            .iter()
+            .find(|n| hearth_manifest::dns_label(n).is_err())
+        {
             eprintln!("error: `{bad}`: expected a deployment name (a DNS label)");
             return ExitCode::from(EXIT_INVALID);
         }

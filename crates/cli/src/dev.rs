@@ -115,6 +115,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             stop_rx.clone(),
             ServeOptions {
                 drain_timeout: drain,
+                forward: None,
             },
         )
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;

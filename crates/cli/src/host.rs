@@ -24,7 +24,12 @@ pub struct ClusterHostArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterJoinArgs {
     /// NATS server URL(s), comma-separated.
-    #[arg(long = "nats", env = "HEARTH_NATS", value_name = "URL", required = true)]
+    #[arg(
+        long = "nats",
+        env = "HEARTH_NATS",
+        value_name = "URL",
+        required = true
+    )]
     pub nats: String,
     #[command(flatten)]
     pub auth: NatsAuth,
@@ -73,9 +78,8 @@ impl Join {
             Some(id) => id.clone(),
             None => default_host_id(),
         };
-        check_host_id(&host_id).map_err(|e| {
-            anyhow::anyhow!("--host-id: {e} (a host id is one NATS subject token)")
-        })?;
+        check_host_id(&host_id)
+            .map_err(|e| anyhow::anyhow!("--host-id: {e} (a host id is one NATS subject token)"))?;
         let known = all_offers();
         for offer in &args.offers {
             if !known.contains(offer) {
@@ -90,6 +94,17 @@ impl Join {
             host_id,
             peers: Arc::new(Peers::default()),
         })
+    }
+
+    /// What the ingress forwards through, unless --no-forward.
+    pub fn forwarder(&self) -> Option<Arc<dyn hearth_http::Forward>> {
+        if self.args.no_forward {
+            return None;
+        }
+        Some(Arc::new(PeerForward {
+            host_id: self.host_id.clone(),
+            peers: Arc::clone(&self.peers),
+        }))
     }
 
     /// Starts the agent on a thread and runtime of its own (so nothing the host does can
@@ -164,6 +179,22 @@ impl Join {
             Ok(Err(e)) => Err(anyhow::anyhow!("{e}")),
             Err(_) => Err(anyhow::anyhow!("the cluster agent ended before connecting")),
         }
+    }
+}
+
+/// Forwarding through the peers the agent hears.
+struct PeerForward {
+    host_id: String,
+    peers: Arc<Peers>,
+}
+
+impl hearth_http::Forward for PeerForward {
+    fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    fn candidates(&self, host: Option<&str>, path: &str) -> Vec<String> {
+        self.peers.candidates(host, path)
     }
 }
 

@@ -147,6 +147,7 @@ async fn serve(
             stop_rx.clone(),
             ServeOptions {
                 drain_timeout: drain,
+                forward: join.as_ref().and_then(crate::host::Join::forwarder),
             },
         )
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;

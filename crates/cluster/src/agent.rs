@@ -32,6 +32,9 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const MAX_COMMANDS: usize = 64;
 /// Replicas fetched, compiled and started at once.
 const MAX_STARTS: usize = 4;
+/// How long a stopping replica keeps serving after its heartbeat says it is stopping, so
+/// peers stop forwarding to it before its routes go.
+const UNROUTE_GRACE: Duration = Duration::from_millis(300);
 
 /// What the agent needs from the host it runs in.
 #[async_trait::async_trait]
@@ -171,7 +174,11 @@ impl Agent {
         }
     }
 
-    async fn serve_commands(self: &Arc<Self>, client: Client, mut commands: async_nats::Subscriber) {
+    async fn serve_commands(
+        self: &Arc<Self>,
+        client: Client,
+        mut commands: async_nats::Subscriber,
+    ) {
         let bound = Arc::new(Semaphore::new(MAX_COMMANDS));
         while let Some(message) = commands.next().await {
             let Ok(permit) = Arc::clone(&bound).acquire_owned().await else {
@@ -197,7 +204,10 @@ impl Agent {
         let prefix = ours.trim_end_matches("status");
         if !subject.starts_with(prefix) {
             return Reply::Refused {
-                reason: format!("`{subject}` is not addressed to host `{}`", self.config.host_id),
+                reason: format!(
+                    "`{subject}` is not addressed to host `{}`",
+                    self.config.host_id
+                ),
             };
         }
         match subject::Verb::of_subject(subject) {
@@ -229,7 +239,11 @@ impl Agent {
         let newest = self.term.fetch_max(term, Ordering::AcqRel);
         if term < newest {
             self.stale_refused.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(term, newest, "refused a command from a stale controller term");
+            tracing::warn!(
+                term,
+                newest,
+                "refused a command from a stale controller term"
+            );
             return Err(Reply::Refused {
                 reason: format!(
                     "stale controller term {term}: this host obeys term {newest} or newer"
@@ -301,10 +315,7 @@ impl Agent {
             let Ok(_permit) = agent.starts.acquire().await else {
                 return;
             };
-            let result = agent
-                .runtime
-                .start(cmd.replica.clone(), cmd.workload)
-                .await;
+            let result = agent.runtime.start(cmd.replica.clone(), cmd.workload).await;
             let mut replicas = agent.lock();
             let Some(entry) = replicas.get_mut(&cmd.replica).filter(|e| e.epoch == epoch) else {
                 return;
@@ -357,6 +368,7 @@ impl Agent {
         let agent = Arc::clone(self);
         let replica = cmd.replica.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(UNROUTE_GRACE).await;
             agent.runtime.stop(replica.clone()).await;
             let mut replicas = agent.lock();
             if replicas.get(&replica).is_some_and(|e| e.epoch == epoch) {
@@ -410,9 +422,9 @@ impl Peers {
             .insert(heartbeat.host_id.clone(), (Instant::now(), heartbeat));
     }
 
-    /// The HTTP address of a live peer with a ready replica serving `path` on `host` (a
-    /// `Host` header), taken in turn among the candidates.
-    pub fn pick(&self, host: Option<&str>, path: &str) -> Option<String> {
+    /// The HTTP addresses of live peers with a ready replica serving `path` on `host` (a
+    /// `Host` header), starting with a different one each call.
+    pub fn candidates(&self, host: Option<&str>, path: &str) -> Vec<String> {
         let host = host.map(|h| bare_host(h).to_ascii_lowercase());
         let hosts = self
             .hosts
@@ -422,11 +434,17 @@ impl Peers {
         let mut best: Option<(bool, usize)> = None;
         let mut candidates: Vec<&str> = Vec::new();
         for (seen, hb) in hosts.values() {
-            let Some(addr) = hb.http.as_deref() else { continue };
+            let Some(addr) = hb.http.as_deref() else {
+                continue;
+            };
             if seen.elapsed() > PEER_FRESH {
                 continue;
             }
-            for replica in hb.replicas.iter().filter(|r| r.state == ReplicaState::Ready) {
+            for replica in hb
+                .replicas
+                .iter()
+                .filter(|r| r.state == ReplicaState::Ready)
+            {
                 for route in &replica.routes {
                     let named = route.host.is_some();
                     if named && route.host.as_deref().map(str::to_ascii_lowercase) != host {
@@ -450,10 +468,12 @@ impl Peers {
         candidates.sort_unstable();
         candidates.dedup();
         if candidates.is_empty() {
-            return None;
+            return Vec::new();
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % candidates.len();
-        Some(candidates[i].to_string())
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % candidates.len();
+        let mut ordered: Vec<String> = candidates.iter().map(|c| (*c).to_string()).collect();
+        ordered.rotate_left(first);
+        ordered
     }
 }
 
@@ -508,16 +528,21 @@ mod tests {
         peers.saw(peer("b", "10.0.0.2:80", "/api", None));
         peers.saw(peer("c", "10.0.0.3:80", "/api", None));
         peers.saw(peer("d", "10.0.0.4:80", "/", Some("shop.example")));
-        let mut seen = BTreeSet::new();
+        let mut firsts = BTreeSet::new();
         for _ in 0..4 {
-            seen.insert(peers.pick(Some("x"), "/api/v1").unwrap());
+            let all = peers.candidates(Some("x"), "/api/v1");
+            assert_eq!(all.len(), 2, "{all:?}");
+            firsts.insert(all[0].clone());
         }
-        assert_eq!(seen, BTreeSet::from(["10.0.0.2:80".into(), "10.0.0.3:80".into()]));
-        assert_eq!(peers.pick(None, "/other").as_deref(), Some("10.0.0.1:80"));
         assert_eq!(
-            peers.pick(Some("Shop.Example:8080"), "/").as_deref(),
-            Some("10.0.0.4:80")
+            firsts,
+            BTreeSet::from(["10.0.0.2:80".into(), "10.0.0.3:80".into()])
         );
-        assert_eq!(peers.pick(None, "/apix").as_deref(), Some("10.0.0.1:80"));
+        assert_eq!(peers.candidates(None, "/other"), ["10.0.0.1:80"]);
+        assert_eq!(
+            peers.candidates(Some("Shop.Example:8080"), "/"),
+            ["10.0.0.4:80"]
+        );
+        assert_eq!(peers.candidates(None, "/apix"), ["10.0.0.1:80"]);
     }
 }

@@ -173,7 +173,9 @@ impl Controller {
                                     },
                                 );
                             }
-                            Err(e) => tracing::warn!(subject = %message.subject, error = %e, "ignored a heartbeat"),
+                            Err(e) => {
+                                tracing::warn!(subject = %message.subject, error = %e, "ignored a heartbeat")
+                            }
                         }
                     }
                 }
@@ -261,14 +263,21 @@ impl Controller {
             (lead.term, lead.revision)
         };
         if let Some(term) = term {
-            match self.store.renew_lease(&self.config.id, term, revision).await? {
+            match self
+                .store
+                .renew_lease(&self.config.id, term, revision)
+                .await?
+            {
                 Some(rev) => {
                     let mut lead = lock(&self.lead);
                     lead.revision = rev;
                     lead.at = Some(Instant::now());
                 }
                 None => {
-                    tracing::warn!(term, "lost the leader lease to another controller; standing by");
+                    tracing::warn!(
+                        term,
+                        "lost the leader lease to another controller; standing by"
+                    );
                     *lock(&self.lead) = Leadership::default();
                 }
             }
@@ -300,7 +309,9 @@ impl Controller {
             lead.at = Some(Instant::now());
             drop(lead);
             match current {
-                Some((old, _)) => tracing::info!(term, previous = %old.holder, "took over the leader lease; acting"),
+                Some((old, _)) => {
+                    tracing::info!(term, previous = %old.holder, "took over the leader lease; acting")
+                }
                 None => tracing::info!(term, "took the leader lease; acting"),
             }
         }
@@ -337,7 +348,10 @@ impl Controller {
             return Some("the leader lease was not renewed recently");
         }
         drop(lead);
-        if !self.desired_loaded.load(std::sync::atomic::Ordering::Acquire) {
+        if !self
+            .desired_loaded
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
             return Some("the desired state is not read yet");
         }
         None
@@ -449,7 +463,8 @@ impl Controller {
                     book.failures.insert(key, (count, Instant::now() + wait));
                 }
                 if r.state == ReplicaState::Ready {
-                    book.failures.remove(&(r.deployment.clone(), hb.host_id.clone()));
+                    book.failures
+                        .remove(&(r.deployment.clone(), hb.host_id.clone()));
                 }
                 current.push(Replica {
                     id: r.id.clone(),
@@ -486,8 +501,7 @@ impl Controller {
             .map(|((deployment, host), (_, until))| Backoff {
                 deployment: deployment.clone(),
                 host: host.clone(),
-                until_ms: now_ms
-                    + u64::try_from((*until - now).as_millis()).unwrap_or(u64::MAX),
+                until_ms: now_ms + u64::try_from((*until - now).as_millis()).unwrap_or(u64::MAX),
             })
             .collect()
     }
@@ -533,7 +547,14 @@ impl Controller {
         });
     }
 
-    fn stop(self: &Arc<Self>, term: u64, replica: &str, deployment: &str, host: &str, why: StopReason) {
+    fn stop(
+        self: &Arc<Self>,
+        term: u64,
+        replica: &str,
+        deployment: &str,
+        host: &str,
+        why: StopReason,
+    ) {
         lock(&self.book)
             .stopping
             .insert(replica.to_string(), Instant::now());
@@ -564,7 +585,12 @@ impl Controller {
         });
     }
 
-    async fn command(&self, host: &str, verb: subject::Verb, payload: bytes::Bytes) -> Result<Reply, String> {
+    async fn command(
+        &self,
+        host: &str,
+        verb: subject::Verb,
+        payload: bytes::Bytes,
+    ) -> Result<Reply, String> {
         let _permit = Arc::clone(&self.in_flight)
             .acquire_owned()
             .await
@@ -589,7 +615,10 @@ impl Controller {
                 .map(|(name, entry)| {
                     let mine: Vec<&Replica> =
                         current.iter().filter(|r| r.deployment == *name).collect();
-                    (name.clone(), Some(status_of(entry, &mine, unschedulable.get(name))))
+                    (
+                        name.clone(),
+                        Some(status_of(entry, &mine, unschedulable.get(name))),
+                    )
                 })
                 .filter(|(name, status)| book.written.get(name) != status.as_ref())
                 .collect();
@@ -639,11 +668,18 @@ fn ok_or_reason(reply: Reply) -> Result<(), String> {
 }
 
 /// A deployment's status from the replicas on live hosts.
-fn status_of(entry: &DesiredEntry, replicas: &[&Replica], unschedulable: Option<&String>) -> DeploymentStatus {
+fn status_of(
+    entry: &DesiredEntry,
+    replicas: &[&Replica],
+    unschedulable: Option<&String>,
+) -> DeploymentStatus {
     let record = &entry.record;
     let current = |r: &&&Replica| r.revision == record.revision;
     let live = |r: &&&Replica| !matches!(r.state, ReplicaState::Failed | ReplicaState::Stopping);
-    let ready = replicas.iter().filter(|r| r.state == ReplicaState::Ready).count();
+    let ready = replicas
+        .iter()
+        .filter(|r| r.state == ReplicaState::Ready)
+        .count();
     let updated = replicas.iter().filter(current).filter(live).count();
     let available = replicas
         .iter()
@@ -673,7 +709,12 @@ fn status_of(entry: &DesiredEntry, replicas: &[&Replica], unschedulable: Option<
     let desired = match &entry.desired {
         Ok(d) => d,
         Err(message) => {
-            status.conditions.push(condition("Available", false, "InvalidSpec", message.clone()));
+            status.conditions.push(condition(
+                "Available",
+                false,
+                "InvalidSpec",
+                message.clone(),
+            ));
             return status;
         }
     };
@@ -687,20 +728,58 @@ fn status_of(entry: &DesiredEntry, replicas: &[&Replica], unschedulable: Option<
     };
     let wanted = desired.replicas as usize;
     let minimum = wanted.saturating_sub(max_unavailable as usize);
-    status.conditions.push(if ready >= minimum.max(1).min(wanted) {
-        condition("Available", true, "MinimumReplicasAvailable", format!("{ready} of {wanted} replicas ready"))
-    } else {
-        condition("Available", false, "MinimumReplicasUnavailable", format!("{ready} of {wanted} replicas ready; at least {minimum} wanted"))
-    });
+    status
+        .conditions
+        .push(if ready >= minimum.max(1).min(wanted) {
+            condition(
+                "Available",
+                true,
+                "MinimumReplicasAvailable",
+                format!("{ready} of {wanted} replicas ready"),
+            )
+        } else {
+            condition(
+                "Available",
+                false,
+                "MinimumReplicasUnavailable",
+                format!("{ready} of {wanted} replicas ready; at least {minimum} wanted"),
+            )
+        });
     let done = available == wanted && updated == wanted && old == 0 && replicas.len() == wanted;
     status.conditions.push(match (done, unschedulable) {
-        (true, _) => condition("Progressing", true, "NewReplicasAvailable", format!("{wanted} replicas ready at revision {}", record.revision)),
-        (false, Some(_)) => condition("Progressing", false, "Unschedulable", format!("{updated} of {wanted} replicas placed at revision {}; see Unschedulable", record.revision)),
-        (false, None) => condition("Progressing", true, "ReplicasUpdating", format!("{updated} of {wanted} replicas at revision {}, {available} ready, {old} old", record.revision)),
+        (true, _) => condition(
+            "Progressing",
+            true,
+            "NewReplicasAvailable",
+            format!("{wanted} replicas ready at revision {}", record.revision),
+        ),
+        (false, Some(_)) => condition(
+            "Progressing",
+            false,
+            "Unschedulable",
+            format!(
+                "{updated} of {wanted} replicas placed at revision {}; see Unschedulable",
+                record.revision
+            ),
+        ),
+        (false, None) => condition(
+            "Progressing",
+            true,
+            "ReplicasUpdating",
+            format!(
+                "{updated} of {wanted} replicas at revision {}, {available} ready, {old} old",
+                record.revision
+            ),
+        ),
     });
     status.conditions.push(match unschedulable {
         Some(reason) => condition("Unschedulable", true, "NoEligibleHost", reason.clone()),
-        None => condition("Unschedulable", false, "Placed", "every wanted replica has a host".into()),
+        None => condition(
+            "Unschedulable",
+            false,
+            "Placed",
+            "every wanted replica has a host".into(),
+        ),
     });
     status
 }

@@ -106,9 +106,14 @@ pub fn package_of(interface: &str) -> &str {
 }
 
 /// The `kind: Workload` document replica `replica` of `deployment` runs.
-pub fn replica_document(document: &Value, deployment: &str, revision: &str, replica: &str) -> Value {
-    let is_deployment =
-        document.get("kind").and_then(Value::as_str) == Some(kind_name(WorkloadKind::WorkloadDeployment));
+pub fn replica_document(
+    document: &Value,
+    deployment: &str,
+    revision: &str,
+    replica: &str,
+) -> Value {
+    let is_deployment = document.get("kind").and_then(Value::as_str)
+        == Some(kind_name(WorkloadKind::WorkloadDeployment));
     let (mut labels, spec) = if is_deployment {
         let template = document.pointer("/spec/template");
         (
@@ -213,8 +218,12 @@ mod tests {
     #[test]
     fn invalid_documents_name_the_field() {
         let mut bad = doc();
-        bad["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "lots"}});
+        bad["spec"]["strategy"] =
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "lots"}});
         let err = prepare(Path::new("hello.yaml"), bad).unwrap_err();
-        assert!(err.contains("spec.strategy.rollingUpdate.maxSurge"), "{err}");
+        assert!(
+            err.contains("spec.strategy.rollingUpdate.maxSurge"),
+            "{err}"
+        );
     }
 }

@@ -6,10 +6,10 @@
 //! - `agent`: what makes a `hearth host` a cluster member (heartbeats, commands);
 //! - `controller`: watches desired state and heartbeats and makes them meet.
 
-pub mod protocol;
 pub mod agent;
 pub mod controller;
 pub mod deployment;
 pub mod nats;
+pub mod protocol;
 pub mod scheduler;
 pub mod store;

@@ -12,7 +12,12 @@ pub struct NatsAuth {
     #[arg(long, value_name = "NAME")]
     pub nats_user: Option<String>,
     /// Password for --nats-user.
-    #[arg(long, env = "HEARTH_NATS_PASSWORD", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HEARTH_NATS_PASSWORD",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     pub nats_password: Option<String>,
     /// A file holding a NATS token.
     #[arg(long, value_name = "PATH")]
@@ -40,10 +45,9 @@ impl NatsAuth {
     async fn options(&self, name: &str) -> Result<ConnectOptions, String> {
         let mut options = ConnectOptions::new().name(name);
         if let Some(path) = &self.nats_creds {
-            options = options
-                .credentials_file(path)
-                .await
-                .map_err(|e| format!("{}: cannot read the NATS credentials: {e}", path.display()))?;
+            options = options.credentials_file(path).await.map_err(|e| {
+                format!("{}: cannot read the NATS credentials: {e}", path.display())
+            })?;
         }
         if let Some(user) = &self.nats_user {
             let password = self.nats_password.clone().ok_or_else(|| {
@@ -64,7 +68,9 @@ impl NatsAuth {
                     path.display()
                 ));
             }
-            options = options.add_root_certificates(path.clone()).require_tls(true);
+            options = options
+                .add_root_certificates(path.clone())
+                .require_tls(true);
         }
         Ok(options
             .connection_timeout(Duration::from_secs(3))

@@ -309,7 +309,11 @@ impl Store {
     }
 
     /// Writes a deployment's status.
-    pub async fn put_status(&self, name: &str, status: &DeploymentStatus) -> Result<(), StoreError> {
+    pub async fn put_status(
+        &self,
+        name: &str,
+        status: &DeploymentStatus,
+    ) -> Result<(), StoreError> {
         let value = bytes::Bytes::from(serde_json::to_vec(status).map_err(nats)?);
         self.status.put(name, value).await.map_err(nats)?;
         Ok(())
@@ -373,7 +377,11 @@ impl Store {
                 Err(e) => return Err(nats(e)),
             },
         };
-        match self.control.update(LEADER_KEY, claim(written)?, written).await {
+        match self
+            .control
+            .update(LEADER_KEY, claim(written)?, written)
+            .await
+        {
             Ok(revision) => Ok(Some((written, revision))),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
             Err(e) => Err(nats(e)),

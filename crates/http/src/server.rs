@@ -4,6 +4,7 @@
 //! serves HTTP/1.1 (keep-alive) and HTTP/2, routes each request, and on shutdown stops
 //! accepting and drains its in-flight requests within a bound.
 
+use crate::forward::{self, Forward};
 use crate::responses;
 use crate::router::Deployed;
 use hearth_runtime::OutgoingBody;
@@ -21,17 +22,20 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// How the ingress behaves at shutdown.
-#[derive(Debug, Clone, Copy)]
+/// How the ingress behaves at shutdown, and where requests without a local route go.
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Longest time in-flight requests get to finish after shutdown begins.
     pub drain_timeout: Duration,
+    /// In a cluster: the hosts to forward a request to when no workload here serves it.
+    pub forward: Option<Arc<dyn Forward>>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             drain_timeout: Duration::from_secs(30),
+            forward: None,
         }
     }
 }
@@ -140,7 +144,7 @@ impl Ingress {
                     listener,
                     router: Arc::clone(&router),
                     stop: stop.clone(),
-                    options,
+                    options: options.clone(),
                 });
             }
         }
@@ -239,9 +243,11 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = Arc::clone(&router);
+        let forward = options.forward.clone();
         let service = service_fn(move |req| {
             let router = Arc::clone(&router);
-            async move { Ok::<_, Infallible>(handle(&router, req).await) }
+            let forward = forward.clone();
+            async move { Ok::<_, Infallible>(handle(&router, forward.as_deref(), req).await) }
         });
         let conn = graceful.watch(
             builder
@@ -268,14 +274,21 @@ pub async fn serve(
     }
 }
 
-async fn handle(router: &Deployed, req: Request<Incoming>) -> Response<OutgoingBody> {
+async fn handle(
+    router: &Deployed,
+    forward: Option<&dyn Forward>,
+    req: Request<Incoming>,
+) -> Response<OutgoingBody> {
     let host = req.uri().authority().map(|a| a.as_str()).or_else(|| {
         req.headers()
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
     });
     let Some(target) = router.lookup(host, req.uri().path()) else {
-        return responses::not_found();
+        return match forward {
+            Some(forward) => forward::forward(forward, req).await,
+            None => responses::not_found(),
+        };
     };
     match target.handle_http(req).await {
         Ok(resp) => resp,
