@@ -73,8 +73,14 @@ pub fn apply(
     }
     let result = block_on(async {
         let (_client, store) = open(cluster).await?;
+        let existing = store.list().await.map_err(|e| e.to_string())?;
         let mut failed = false;
         for (kind, p) in prepared {
+            if let Some(message) = route_clash(&p, &existing) {
+                eprintln!("error: {}/{}: {message}", kind_word(kind), p.name);
+                failed = true;
+                continue;
+            }
             match store.apply(&p.name, &p.revision, p.document).await {
                 Ok((applied, _)) => println!("{}/{} {}", kind_word(kind), p.name, applied.as_str()),
                 Err(e @ (StoreError::Conflict { .. } | StoreError::Invalid(_))) => {
@@ -94,6 +100,25 @@ pub fn apply(
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// Why `p` cannot join the deployments already in the store, if it cannot.
+fn route_clash(
+    p: &hearth_cluster::deployment::Prepared,
+    existing: &[DeploymentRecord],
+) -> Option<String> {
+    existing
+        .iter()
+        .filter(|r| r.name != p.name)
+        .filter_map(|r| {
+            let other = hearth_cluster::deployment::parse(Path::new(&r.name), &r.document).ok()?;
+            let (field, route) = hearth_cluster::deployment::route_clash(&p.workload, &other)?;
+            Some(format!(
+                "{field}: route `{route}` is already served by deployment `{}`: expected each host and path pair once in a cluster",
+                r.name
+            ))
+        })
+        .next()
 }
 
 /// `hearth delete NAME... --cluster URL`.

@@ -76,6 +76,35 @@ fn sorted(value: &Value) -> Value {
     }
 }
 
+/// The first route of `workload` that `other` serves too, as (field path, route): any host
+/// may run replicas of both, and forwards by route, so a route belongs to one deployment in
+/// a cluster.
+pub fn route_clash(workload: &Workload, other: &Workload) -> Option<(String, String)> {
+    use hearth_manifest::RouteKey;
+    let routes = |w: &Workload| -> Vec<(usize, RouteKey)> {
+        w.spec
+            .components
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.http
+                    .as_ref()
+                    .map(|r| (i, RouteKey::new(r.host.as_deref(), &r.path)))
+            })
+            .collect()
+    };
+    let theirs = routes(other);
+    routes(workload)
+        .into_iter()
+        .find(|(_, key)| theirs.iter().any(|(_, k)| k == key))
+        .map(|(i, key)| {
+            (
+                workload.source.field(&format!("components[{i}].http")),
+                key.to_string(),
+            )
+        })
+}
+
 /// What the scheduler needs to know of a deployment.
 pub fn desired(workload: &Workload, revision: &str) -> Desired {
     Desired {
