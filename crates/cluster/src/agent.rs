@@ -117,7 +117,11 @@ impl Agent {
             .subscribe(subject::heartbeats())
             .await
             .map_err(|e| format!("cannot subscribe to heartbeats: {e}"))?;
-        tracing::info!(host = %agent.config.host_id, "joined the cluster");
+        if client.connection_state() == async_nats::connection::State::Connected {
+            tracing::info!(host = %agent.config.host_id, "joined the cluster");
+        } else {
+            tracing::warn!(host = %agent.config.host_id, "cluster agent started; it joins when NATS is reachable");
+        }
         tokio::spawn(Arc::clone(&agent).watch_peers(heartbeats));
         tokio::spawn(Arc::clone(&agent).beat(client.clone()));
         agent.serve_commands(client, commands).await;

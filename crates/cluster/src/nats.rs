@@ -94,7 +94,9 @@ impl NatsAuth {
     pub async fn connect_forever(&self, url: &str, name: &str) -> Result<Client, String> {
         match self.options(name).await?.connect(servers(url)).await {
             Ok(client) => Ok(client),
-            Err(e) if refused(e.kind()) => Err(describe(url, e.kind(), &e.to_string())),
+            Err(e) if refused(e.kind()) || untrusted(&e.to_string()) => {
+                Err(describe(url, e.kind(), &e.to_string()))
+            }
             Err(e) => {
                 tracing::warn!(url, error = %e, "NATS is not reachable yet; retrying in the background");
                 self.options(name)
@@ -118,7 +120,18 @@ fn refused(kind: ConnectErrorKind) -> bool {
     )
 }
 
+/// A TLS certificate the client does not trust is reported as an I/O error; retrying
+/// cannot fix it.
+fn untrusted(message: &str) -> bool {
+    message.contains("certificate")
+}
+
 fn describe(url: &str, kind: ConnectErrorKind, detail: &str) -> String {
+    if untrusted(detail) {
+        return format!(
+            "TLS to NATS at {url} failed ({detail}): the server's certificate is not trusted; give its CA with --nats-ca"
+        );
+    }
     match kind {
         ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => format!(
             "NATS at {url} refused the credentials ({detail}): check --nats-user/--nats-password, --nats-token-file, --nats-nkey-file or --nats-creds"

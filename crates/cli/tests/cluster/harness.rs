@@ -361,9 +361,17 @@ impl Cluster {
         list[0].clone()
     }
 
+    /// [`Cluster::deployment`], or `None` while the store does not answer (NATS nodes
+    /// restarting, JetStream electing leaders).
+    pub fn try_deployment(&self, name: &str) -> Option<serde_json::Value> {
+        let (code, out, _) = self.cli(&["get", "deployments", name, "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&out).ok().filter(|_| code == 0)?;
+        Some(list[0].clone())
+    }
+
     /// (replica, host, state) of a deployment, as its status says.
     pub fn placements(&self, name: &str) -> Vec<(String, String, String)> {
-        let d = self.deployment(name);
+        let d = self.try_deployment(name).unwrap_or_default();
         d["status"]["placements"]
             .as_array()
             .map(|list| {
@@ -384,7 +392,7 @@ impl Cluster {
     /// their hosts.
     pub fn wait_ready(&self, name: &str, n: usize, within: Duration) -> Vec<String> {
         self.eventually(within, &format!("{n} ready replicas of {name}"), || {
-            let d = self.deployment(name);
+            let d = self.try_deployment(name)?;
             let s = &d["status"];
             let placements = self.placements(name);
             let all_ready = placements.len() == n && placements.iter().all(|(_, _, st)| st == "ready");
@@ -613,4 +621,29 @@ impl ReplicaWatch {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
     }
+}
+
+/// A request over a raw NATS client (outside hearth): the reply's payload as text.
+pub fn nats_request(url: &str, subject: &str, payload: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let servers: Vec<&str> = url.split(',').collect();
+        let client = async_nats::connect(servers).await.unwrap();
+        let reply = client
+            .request(subject.to_string(), payload.to_string().into())
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&reply.payload).into_owned()
+    })
+}
+
+/// The number after `key=` in the first log line of `proc` containing `needle`.
+pub fn logged_number(proc: &Proc, needle: &str, key: &str) -> Option<u64> {
+    let logs = proc.logs();
+    let line = logs.lines().find(|l| l.contains(needle))?;
+    let rest = &line[line.find(&format!("{key}="))? + key.len() + 1..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }

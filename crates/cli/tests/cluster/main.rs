@@ -7,6 +7,8 @@
 
 mod harness;
 mod placement;
+mod resilience;
+mod security;
 #[path = "../all/support.rs"]
 #[allow(dead_code)]
 mod support;
