@@ -221,6 +221,18 @@ impl Store {
         document: serde_json::Value,
     ) -> Result<(Applied, u64), StoreError> {
         let current = self.get(name).await?;
+        self.apply_over(current, name, revision, document).await
+    }
+
+    /// [`Store::apply`] over `current`, the record (and its KV revision) as read before:
+    /// the write fails with [`StoreError::Conflict`] if the key changed since.
+    pub async fn apply_over(
+        &self,
+        current: Option<(DeploymentRecord, u64)>,
+        name: &str,
+        revision: &str,
+        document: serde_json::Value,
+    ) -> Result<(Applied, u64), StoreError> {
         let (generation, applied) = match &current {
             Some((old, _)) if old.document == document => {
                 return Ok((Applied::Unchanged, old.generation));

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 /// The cluster tests take ports, cores and timing; one at a time.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn nats_binary() -> PathBuf {
-    let local =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/nats-server");
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/nats-server");
     if local.exists() {
         local
     } else {
@@ -83,7 +83,11 @@ impl Proc {
         let deadline = Instant::now() + within;
         while !self.has_log(needle) {
             if let Some(status) = self.exited() {
-                panic!("{} exited ({status}) before logging `{needle}`:\n{}", self.name, self.logs());
+                panic!(
+                    "{} exited ({status}) before logging `{needle}`:\n{}",
+                    self.name,
+                    self.logs()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -116,7 +120,12 @@ impl Proc {
             if let Some(status) = child.try_wait().unwrap() {
                 return status.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < deadline, "{} did not exit:\n{}", self.name, self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit:\n{}",
+                self.name,
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -143,7 +152,10 @@ impl Drop for Proc {
     fn drop(&mut self) {
         if let Some(child) = &self.child {
             // A stopped process must be continued to die cleanly.
-            let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(child.id().to_string())
+                .status();
         }
         self.kill();
     }
@@ -222,7 +234,11 @@ impl Nats {
         node.proc = Some(Proc::spawn(&node.name, command));
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", node.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats {} did not start", node.name);
+            assert!(
+                Instant::now() < deadline,
+                "nats {} did not start",
+                node.name
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -323,7 +339,8 @@ impl Cluster {
             dir: TempDir::new("cluster"),
         };
         for h in &cluster.hosts {
-            h.proc.wait_log("joined the cluster", Duration::from_secs(60));
+            h.proc
+                .wait_log("joined the cluster", Duration::from_secs(60));
         }
         // JetStream in a fresh cluster needs a moment to elect its leaders.
         cluster.eventually(Duration::from_secs(30), "the store answers", || {
@@ -395,12 +412,12 @@ impl Cluster {
             let d = self.try_deployment(name)?;
             let s = &d["status"];
             let placements = self.placements(name);
-            let all_ready = placements.len() == n && placements.iter().all(|(_, _, st)| st == "ready");
-            (all_ready
-                && s["availableReplicas"] == n
-                && s["observedGeneration"] == d["generation"])
+            let all_ready =
+                placements.len() == n && placements.iter().all(|(_, _, st)| st == "ready");
+            (all_ready && s["availableReplicas"] == n && s["observedGeneration"] == d["generation"])
                 .then(|| {
-                    let mut hosts: Vec<String> = placements.into_iter().map(|(_, h, _)| h).collect();
+                    let mut hosts: Vec<String> =
+                        placements.into_iter().map(|(_, h, _)| h).collect();
                     hosts.sort();
                     hosts
                 })
@@ -408,7 +425,12 @@ impl Cluster {
     }
 
     /// Polls `check` until it returns `Some`, or fails naming `what` and the logs.
-    pub fn eventually<T>(&self, within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    pub fn eventually<T>(
+        &self,
+        within: Duration,
+        what: &str,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + within;
         loop {
             if let Some(v) = check() {
@@ -482,29 +504,46 @@ spec:
 
 /// One `GET path` on a fresh connection: (status, body), or why it failed.
 pub fn try_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| format!("malformed: {text:?}"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("malformed: {text:?}"))?;
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("no status: {head:?}"))?;
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    Ok((status, if chunked { dechunk(body) } else { body.to_string() }))
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Ok((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    ))
 }
 
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -599,12 +638,14 @@ impl ReplicaWatch {
                     let mut latest = std::collections::HashMap::<String, usize>::new();
                     let mut most = 0;
                     while !stop.load(Ordering::Relaxed) {
-                        let next = tokio::time::timeout(Duration::from_millis(100), sub.next()).await;
+                        let next =
+                            tokio::time::timeout(Duration::from_millis(100), sub.next()).await;
                         let Ok(Some(message)) = next else { continue };
-                        let hb: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
-                        let mine = hb["replicas"]
-                            .as_array()
-                            .map_or(0, |r| r.iter().filter(|r| r["deployment"] == *deployment).count());
+                        let hb: serde_json::Value =
+                            serde_json::from_slice(&message.payload).unwrap();
+                        let mine = hb["replicas"].as_array().map_or(0, |r| {
+                            r.iter().filter(|r| r["deployment"] == *deployment).count()
+                        });
                         latest.insert(hb["hostId"].as_str().unwrap_or_default().to_string(), mine);
                         most = most.max(latest.values().sum());
                     }
@@ -645,5 +686,8 @@ pub fn logged_number(proc: &Proc, needle: &str, key: &str) -> Option<u64> {
     let logs = proc.logs();
     let line = logs.lines().find(|l| l.contains(needle))?;
     let rest = &line[line.find(&format!("{key}="))? + key.len() + 1..];
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }

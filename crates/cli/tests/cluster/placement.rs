@@ -10,27 +10,48 @@ fn replicas_spread_over_hosts_any_host_answers_and_scaling_follows() {
     let _serial = serial();
     let cluster = Cluster::start(
         1,
-        &[&["--label", "zone=a"], &["--label", "zone=a"], &["--label", "zone=b"]],
+        &[
+            &["--label", "zone=a"],
+            &["--label", "zone=a"],
+            &["--label", "zone=b"],
+        ],
         1,
     );
-    let out = cluster.apply("hello", &hello_deployment("hello", 3, "hi from the cluster", ""));
+    let out = cluster.apply(
+        "hello",
+        &hello_deployment("hello", 3, "hi from the cluster", ""),
+    );
     assert_eq!(out.trim(), "workloaddeployment/hello created");
     let hosts = cluster.wait_ready("hello", 3, Duration::from_secs(60));
     assert_eq!(hosts, ["h1", "h2", "h3"], "one replica per host");
     for h in &cluster.hosts {
-        assert_eq!(try_get(h.http, "/").unwrap(), (200, "hi from the cluster\n".into()), "via {}", h.id);
+        assert_eq!(
+            try_get(h.http, "/").unwrap(),
+            (200, "hi from the cluster\n".into()),
+            "via {}",
+            h.id
+        );
     }
 
     // 3 → 6: two per host. 6 → 1: one left, and every host still answers (forwarding).
     let (code, out, err) = cluster.cli(&["scale", "hello", "--replicas", "6"]);
-    assert_eq!((code, out.trim()), (0, "workloaddeployment/hello scaled"), "{err}");
+    assert_eq!(
+        (code, out.trim()),
+        (0, "workloaddeployment/hello scaled"),
+        "{err}"
+    );
     let hosts = cluster.wait_ready("hello", 6, Duration::from_secs(60));
     assert_eq!(hosts, ["h1", "h1", "h2", "h2", "h3", "h3"]);
     cluster.cli(&["scale", "hello", "--replicas", "1"]);
     let hosts = cluster.wait_ready("hello", 1, Duration::from_secs(60));
     for h in &cluster.hosts {
         let answer = try_get(h.http, "/").unwrap();
-        assert_eq!(answer, (200, "hi from the cluster\n".into()), "via {} (replica on {hosts:?})", h.id);
+        assert_eq!(
+            answer,
+            (200, "hi from the cluster\n".into()),
+            "via {} (replica on {hosts:?})",
+            h.id
+        );
     }
     // A request already forwarded once is never forwarded again.
     let without = cluster.hosts.iter().find(|h| h.id != hosts[0]).unwrap();
@@ -48,34 +69,58 @@ fn replicas_spread_over_hosts_any_host_answers_and_scaling_follows() {
     // hostSelector: zone=b is h3 alone.
     cluster.apply(
         "zoned",
-        &hello_deployment_at("/zoned", "zoned", 2, "zoned", "  hostSelector: { zone: b }\n"),
+        &hello_deployment_at(
+            "/zoned",
+            "zoned",
+            2,
+            "zoned",
+            "  hostSelector: { zone: b }\n",
+        ),
     );
-    assert_eq!(cluster.wait_ready("zoned", 2, Duration::from_secs(60)), ["h3", "h3"]);
+    assert_eq!(
+        cluster.wait_ready("zoned", 2, Duration::from_secs(60)),
+        ["h3", "h3"]
+    );
 
     // An unsatisfiable selector: Unschedulable, naming each host and why.
     cluster.apply(
         "nowhere",
-        &hello_deployment_at("/nowhere", "nowhere", 1, "x", "  hostSelector: { zone: mars }\n"),
+        &hello_deployment_at(
+            "/nowhere",
+            "nowhere",
+            1,
+            "x",
+            "  hostSelector: { zone: mars }\n",
+        ),
     );
     // Two deployments may not claim one route: any host may run (or forward to) both.
-    let clash = cluster.dir.write("clash.yaml", hello_deployment("clash", 1, "x", ""));
+    let clash = cluster
+        .dir
+        .write("clash.yaml", hello_deployment("clash", 1, "x", ""));
     let (code, _, err) = cluster.cli(&["apply", "-f", clash.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("spec.template.spec.components[0].http: route `*/` is already served by deployment `hello`"),
         "{err}"
     );
-    let condition = cluster.eventually(Duration::from_secs(30), "an Unschedulable condition", || {
-        let d = cluster.deployment("nowhere");
-        d["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == "Unschedulable" && c["status"] == "True")
-            .cloned()
-    });
+    let condition = cluster.eventually(
+        Duration::from_secs(30),
+        "an Unschedulable condition",
+        || {
+            let d = cluster.deployment("nowhere");
+            d["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Unschedulable" && c["status"] == "True")
+                .cloned()
+        },
+    );
     let message = condition["message"].as_str().unwrap();
     assert!(message.starts_with("0/3 hosts can run it"), "{message}");
-    for id in ["h1: missing label zone=mars (has zone=a)", "h3: missing label zone=mars (has zone=b)"] {
+    for id in [
+        "h1: missing label zone=mars (has zone=a)",
+        "h3: missing label zone=mars (has zone=b)",
+    ] {
         assert!(message.contains(id), "{message}");
     }
     let (_, table, _) = cluster.cli(&["get", "deployments", "-o", "wide"]);
@@ -106,12 +151,18 @@ fn a_killed_host_is_replaced_and_survivors_keep_answering() {
 
     let killed = Instant::now();
     cluster.hosts[2].proc.kill();
-    cluster.eventually(Duration::from_secs(30), "3 ready replicas on h1 and h2", || {
-        let placements = cluster.placements("hello");
-        (placements.len() == 3
-            && placements.iter().all(|(_, host, state)| host != "h3" && state == "ready"))
-        .then_some(())
-    });
+    cluster.eventually(
+        Duration::from_secs(30),
+        "3 ready replicas on h1 and h2",
+        || {
+            let placements = cluster.placements("hello");
+            (placements.len() == 3
+                && placements
+                    .iter()
+                    .all(|(_, host, state)| host != "h3" && state == "ready"))
+            .then_some(())
+        },
+    );
     let replaced_after = killed.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     let results = load.finish();
@@ -124,7 +175,10 @@ fn a_killed_host_is_replaced_and_survivors_keep_answering() {
         &failed[..failed.len().min(5)]
     );
     // Detection takes 3 s of silence; a replacement must not take much longer.
-    assert!(replaced_after < Duration::from_secs(10), "{replaced_after:?}");
+    assert!(
+        replaced_after < Duration::from_secs(10),
+        "{replaced_after:?}"
+    );
     // Requests to the survivors that the dead host would have served were retried on a
     // live one: a few may fail while the host dies mid-response, no more.
     assert!(failed.len() <= 8, "{failed:?}");
@@ -157,8 +211,14 @@ fn a_rolling_update_under_load_has_no_errors_and_bounded_surge() {
     let results = load.finish();
     let most = watcher.finish();
     let failed = failures(&results);
-    let v1 = results.iter().filter(|r| matches!(r, Ok((_, b)) if b == "v1\n")).count();
-    let v2 = results.iter().filter(|r| matches!(r, Ok((_, b)) if b == "v2\n")).count();
+    let v1 = results
+        .iter()
+        .filter(|r| matches!(r, Ok((_, b)) if b == "v1\n"))
+        .count();
+    let v2 = results
+        .iter()
+        .filter(|r| matches!(r, Ok((_, b)) if b == "v2\n"))
+        .count();
     eprintln!(
         "rolling update: {} requests, {v1} v1, {v2} v2, {} failed; at most {most} replicas existed",
         results.len(),
@@ -166,5 +226,8 @@ fn a_rolling_update_under_load_has_no_errors_and_bounded_surge() {
     );
     assert!(failed.is_empty(), "{failed:?}");
     assert!(v1 > 0 && v2 > 0);
-    assert!(most <= 5, "{most} replicas existed at once (4 + maxSurge 1)");
+    assert!(
+        most <= 5,
+        "{most} replicas existed at once (4 + maxSurge 1)"
+    );
 }

@@ -32,8 +32,16 @@ fn a_standby_controller_takes_over_and_the_paused_leader_is_fenced() {
     let paused = Instant::now();
     cluster.controllers[standby].wait_log("took over the leader lease", Duration::from_secs(15));
     let took_over = paused.elapsed();
-    let new_term = logged_number(&cluster.controllers[standby], "took over the leader lease", "term").unwrap();
-    assert!(new_term > old_term, "terms only grow: {old_term} then {new_term}");
+    let new_term = logged_number(
+        &cluster.controllers[standby],
+        "took over the leader lease",
+        "term",
+    )
+    .unwrap();
+    assert!(
+        new_term > old_term,
+        "terms only grow: {old_term} then {new_term}"
+    );
 
     // The new leader acts: a scale is carried out, with its term.
     cluster.cli(&["scale", "hello", "--replicas", "3"]);
@@ -47,14 +55,26 @@ fn a_standby_controller_takes_over_and_the_paused_leader_is_fenced() {
     std::thread::sleep(Duration::from_secs(2));
     let acted_after = cluster.controllers[old].count_logs("placing replica")
         + cluster.controllers[old].count_logs("stopping replica");
-    assert_eq!(acted_before, acted_after, "the fenced controller acted:\n{}", cluster.controllers[old].logs());
+    assert_eq!(
+        acted_before,
+        acted_after,
+        "the fenced controller acted:\n{}",
+        cluster.controllers[old].logs()
+    );
 
     // Fencing at the hosts: a command carrying the old term is refused.
     let stale = format!(r#"{{"protocol":1,"term":{old_term},"replica":"hello-xxxxx"}}"#);
     let reply = nats_request(&cluster.url(), "hearth.v1.host.h1.stop", &stale);
-    assert!(reply.contains(r#""result":"refused""#) && reply.contains("stale controller term"), "{reply}");
+    assert!(
+        reply.contains(r#""result":"refused""#) && reply.contains("stale controller term"),
+        "{reply}"
+    );
     // Status and unknown ids: `not-found`.
-    let status = nats_request(&cluster.url(), "hearth.v1.host.h1.status", &format!(r#"{{"protocol":1,"term":{new_term},"replica":"nope"}}"#));
+    let status = nats_request(
+        &cluster.url(),
+        "hearth.v1.host.h1.status",
+        &format!(r#"{{"protocol":1,"term":{new_term},"replica":"nope"}}"#),
+    );
     assert_eq!(status, r#"{"result":"not-found"}"#);
 
     // A leader that dies outright: the other takes over again.
@@ -86,9 +106,11 @@ fn hosts_keep_serving_through_nats_outages_and_the_cluster_converges_after() {
     // One NATS node dies: nothing is lost and the controller keeps working.
     cluster.nats.kill_node(0);
     std::thread::sleep(Duration::from_secs(1));
-    cluster.eventually(Duration::from_secs(30), "a scale through the surviving nodes", || {
-        (cluster.cli(&["scale", "hello", "--replicas", "4"]).0 == 0).then_some(())
-    });
+    cluster.eventually(
+        Duration::from_secs(30),
+        "a scale through the surviving nodes",
+        || (cluster.cli(&["scale", "hello", "--replicas", "4"]).0 == 0).then_some(()),
+    );
     cluster.wait_ready("hello", 4, Duration::from_secs(60));
     cluster.nats.start_node(0);
 
@@ -101,7 +123,11 @@ fn hosts_keep_serving_through_nats_outages_and_the_cluster_converges_after() {
     std::thread::sleep(Duration::from_secs(10));
     let during = load.finish();
     let failed = failures(&during);
-    eprintln!("NATS down 10 s: {} requests, {} failed", during.len(), failed.len());
+    eprintln!(
+        "NATS down 10 s: {} requests, {} failed",
+        during.len(),
+        failed.len()
+    );
     assert!(failed.is_empty(), "{failed:?}");
     assert!(during.len() > 100);
     for h in &cluster.hosts {
@@ -118,7 +144,10 @@ fn hosts_keep_serving_through_nats_outages_and_the_cluster_converges_after() {
     });
     cluster.cli(&["scale", "hello", "--replicas", "5"]);
     cluster.wait_ready("hello", 5, Duration::from_secs(60));
-    eprintln!("after NATS came back: converged in {:.1} s", back.elapsed().as_secs_f64());
+    eprintln!(
+        "after NATS came back: converged in {:.1} s",
+        back.elapsed().as_secs_f64()
+    );
 }
 
 #[test]
@@ -129,12 +158,18 @@ fn a_paused_host_that_comes_back_leaves_no_duplicate_replicas() {
     cluster.wait_ready("hello", 3, Duration::from_secs(60));
     let h3 = &cluster.host("h3").proc;
     h3.signal("STOP");
-    cluster.eventually(Duration::from_secs(30), "a replacement for h3's replica", || {
-        let placements = cluster.placements("hello");
-        (placements.len() == 3
-            && placements.iter().all(|(_, host, state)| host != "h3" && state == "ready"))
-        .then_some(())
-    });
+    cluster.eventually(
+        Duration::from_secs(30),
+        "a replacement for h3's replica",
+        || {
+            let placements = cluster.placements("hello");
+            (placements.len() == 3
+                && placements
+                    .iter()
+                    .all(|(_, host, state)| host != "h3" && state == "ready"))
+            .then_some(())
+        },
+    );
     std::thread::sleep(Duration::from_secs(6));
     h3.signal("CONT");
     // h3 reports its old replica again: one of the four is stopped.
@@ -150,9 +185,18 @@ fn a_paused_host_that_comes_back_leaves_no_duplicate_replicas() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| h["replicas"].as_array().map_or(0, |r| r.iter().filter(|r| r["deployment"] == "hello").count()))
+        .map(|h| {
+            h["replicas"].as_array().map_or(0, |r| {
+                r.iter().filter(|r| r["deployment"] == "hello").count()
+            })
+        })
         .sum();
     assert_eq!(replicas, 3, "{out}");
-    assert_eq!(cluster.wait_ready("hello", 3, Duration::from_secs(10)).len(), 3);
+    assert_eq!(
+        cluster
+            .wait_ready("hello", 3, Duration::from_secs(10))
+            .len(),
+        3
+    );
     let _ = watch.finish();
 }

@@ -12,14 +12,71 @@ use std::time::Duration;
 /// A CA and a server certificate for 127.0.0.1, in `dir`: (ca.pem, server.pem, server.key).
 fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=hearth test CA"]);
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
-    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=hearth test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
 }
 
 #[test]
@@ -51,22 +108,57 @@ authorization {{
     let ca_arg = ca.to_str().unwrap();
 
     // Wrong password: refused at once, with a message that says so.
-    let mut wrong = start_host(&url, "h1", &["--nats-ca", ca_arg, "--nats-user", "h1", "--nats-password", "guess"]);
+    let mut wrong = start_host(
+        &url,
+        "h1",
+        &[
+            "--nats-ca",
+            ca_arg,
+            "--nats-user",
+            "h1",
+            "--nats-password",
+            "guess",
+        ],
+    );
     assert_eq!(wrong.proc.wait_exit(Duration::from_secs(20)), 1);
     let logs = wrong.proc.logs();
     assert!(logs.contains("refused the credentials"), "{logs}");
     // No CA: the server's certificate cannot be verified.
-    let mut untrusted = start_host(&url, "h1", &["--nats-user", "h1", "--nats-password", "h1-secret"]);
+    let mut untrusted = start_host(
+        &url,
+        "h1",
+        &["--nats-user", "h1", "--nats-password", "h1-secret"],
+    );
     assert_eq!(untrusted.proc.wait_exit(Duration::from_secs(20)), 1);
     let logs = untrusted.proc.logs();
     assert!(logs.contains("certificate is not trusted"), "{logs}");
 
     // The right credentials, over TLS.
-    let host = start_host(&url, "h1", &["--nats-ca", ca_arg, "--nats-user", "h1", "--nats-password", "h1-secret"]);
-    host.proc.wait_log("joined the cluster", Duration::from_secs(30));
+    let host = start_host(
+        &url,
+        "h1",
+        &[
+            "--nats-ca",
+            ca_arg,
+            "--nats-user",
+            "h1",
+            "--nats-password",
+            "h1-secret",
+        ],
+    );
+    host.proc
+        .wait_log("joined the cluster", Duration::from_secs(30));
     let mut controller = Command::new(env!("CARGO_BIN_EXE_hearth"));
     controller
-        .args(["controller", "--nats", &url, "--nats-ca", ca_arg, "--nats-user", "controller"])
+        .args([
+            "controller",
+            "--nats",
+            &url,
+            "--nats-ca",
+            ca_arg,
+            "--nats-user",
+            "controller",
+        ])
         .env("HEARTH_NATS_PASSWORD", "ctl-secret")
         .env("RUST_LOG", "info");
     let controller = Proc::spawn("controller", controller);
@@ -75,16 +167,32 @@ authorization {{
     let cli = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_hearth"))
             .args(args)
-            .args(["--cluster", &url, "--nats-ca", ca_arg, "--nats-user", "controller"])
+            .args([
+                "--cluster",
+                &url,
+                "--nats-ca",
+                ca_arg,
+                "--nats-user",
+                "controller",
+            ])
             .env("HEARTH_NATS_PASSWORD", "ctl-secret")
             .output()
             .unwrap()
     };
     let out = cli(&["apply", "-f", manifest.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while try_get(host.http, "/").map(|(_, b)| b) != Ok("secure\n".into()) {
-        assert!(std::time::Instant::now() < deadline, "never served:\n{}\n{}", controller.logs(), host.proc.logs());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never served:\n{}\n{}",
+            controller.logs(),
+            host.proc.logs()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The CLI without credentials is refused.
