@@ -238,8 +238,8 @@ impl Agent {
         }
     }
 
-    /// Obeys `term` if it is not older than the newest obeyed.
-    fn admit(&self, term: u64) -> Result<(), Reply> {
+    /// Obeys `term` if it is not older than the newest obeyed; else the refusal.
+    fn admit(&self, term: u64) -> Option<Reply> {
         let newest = self.term.fetch_max(term, Ordering::AcqRel);
         if term < newest {
             self.stale_refused.fetch_add(1, Ordering::Relaxed);
@@ -248,17 +248,17 @@ impl Agent {
                 newest,
                 "refused a command from a stale controller term"
             );
-            return Err(Reply::Refused {
+            return Some(Reply::Refused {
                 reason: format!(
                     "stale controller term {term}: this host obeys term {newest} or newer"
                 ),
             });
         }
-        Ok(())
+        None
     }
 
     fn start(self: &Arc<Self>, cmd: StartCommand) -> Reply {
-        if let Err(refused) = self.admit(cmd.term) {
+        if let Some(refused) = self.admit(cmd.term) {
             return refused;
         }
         let spec = crate::deployment::revision(&serde_json::json!({"spec": cmd.workload}));
@@ -350,7 +350,7 @@ impl Agent {
     }
 
     fn stop(self: &Arc<Self>, cmd: &ReplicaCommand) -> Reply {
-        if let Err(refused) = self.admit(cmd.term) {
+        if let Some(refused) = self.admit(cmd.term) {
             return refused;
         }
         let mut replicas = self.lock();

@@ -553,10 +553,13 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// What one request got: (status, body), or why it failed.
+pub type Outcome = Result<(u16, String), String>;
+
 /// Requests sent in a loop from a thread until stopped: what came back.
 pub struct Load {
     stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<Vec<Result<(u16, String), String>>>>,
+    threads: Vec<std::thread::JoinHandle<Vec<Outcome>>>,
 }
 
 impl Load {
@@ -588,7 +591,7 @@ impl Load {
     }
 
     /// Stops the clients; every result.
-    pub fn finish(self) -> Vec<Result<(u16, String), String>> {
+    pub fn finish(self) -> Vec<Outcome> {
         self.stop.store(true, Ordering::Relaxed);
         self.threads
             .into_iter()
@@ -598,7 +601,7 @@ impl Load {
 }
 
 /// The failures among `results`, summarised.
-pub fn failures(results: &[Result<(u16, String), String>]) -> Vec<String> {
+pub fn failures(results: &[Outcome]) -> Vec<String> {
     results
         .iter()
         .filter_map(|r| match r {
