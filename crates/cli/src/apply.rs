@@ -521,7 +521,7 @@ spec:
         let e = single_host_kinds(&workloads).unwrap_err().to_string();
         assert_eq!(
             e,
-            "app.yaml: document 3: kind: `WorkloadDeployment` (workload `many`) cannot be applied to a single host: expected `Workload` (a host runs one copy of each workload; clusters, which take replicas, come later)"
+            "app.yaml: document 3: kind: `WorkloadDeployment` (workload `many`) cannot be applied to a single host: expected `Workload` (a host runs one copy of each workload; apply a deployment to a cluster with --cluster nats://HOST:4222)"
         );
     }
 

@@ -7,8 +7,10 @@
 //!
 //! **Partition guard.** A controller acts only while all of these hold: it is connected to
 //! NATS, it has been for longer than a host's heartbeat timeout (so its view of the hosts
-//! is fresh), it renewed its lease recently, and it has read the desired state. It never
-//! stops or replaces replicas because *it* cannot see the hosts.
+//! is fresh), at least one host has been heard within that timeout (every host silent at
+//! once means its own link is down, even if the connection still looks up), it renewed its
+//! lease recently, and it has read the desired state. It never stops or replaces replicas
+//! because *it* cannot see the hosts.
 
 use crate::deployment;
 use crate::protocol::{
@@ -336,6 +338,17 @@ impl Controller {
         if since.is_none_or(|s| s.elapsed() < self.config.host_timeout) {
             return Some("reconnected to NATS; waiting for fresh heartbeats");
         }
+        // Every host silent at once is far likelier to be this controller's own link (a
+        // hung connection looks connected for a while) than all hosts dying together.
+        let hosts = lock(&self.hosts);
+        if !hosts.is_empty()
+            && hosts
+                .values()
+                .all(|h| h.at.elapsed() > self.config.host_timeout)
+        {
+            return Some("no host has been heard for a while; assuming this controller is cut off");
+        }
+        drop(hosts);
         let lead = lock(&self.lead);
         if lead.term.is_none() {
             return Some("standing by");

@@ -243,6 +243,13 @@ impl Nats {
         }
     }
 
+    /// Sends `sig` to node `i` (`STOP` freezes it: connections hang instead of closing).
+    pub fn signal_node(&self, i: usize, sig: &str) {
+        if let Some(p) = &self.nodes[i].proc {
+            p.signal(sig);
+        }
+    }
+
     /// `kill -9` of node `i`.
     pub fn kill_node(&mut self, i: usize) {
         if let Some(mut p) = self.nodes[i].proc.take() {

@@ -102,6 +102,14 @@ fn hosts_keep_serving_through_nats_outages_and_the_cluster_converges_after() {
     let (code, out, _) = cluster.cli(&["get", "deployments", "-o", "json"]);
     assert_eq!(code, 0);
     assert!(out.contains("\"hello\""));
+    // On three nodes the store keeps three copies.
+    let info = nats_request(
+        &cluster.url(),
+        "$JS.API.STREAM.INFO.KV_hearth-deployments",
+        "",
+    );
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["config"]["num_replicas"], 3, "{info}");
 
     // One NATS node dies: nothing is lost and the controller keeps working.
     cluster.nats.kill_node(0);
@@ -199,4 +207,46 @@ fn a_paused_host_that_comes_back_leaves_no_duplicate_replicas() {
         3
     );
     let _ = watch.finish();
+}
+
+#[test]
+fn a_controller_that_hears_no_host_acts_on_nothing() {
+    let _serial = serial();
+    let cluster = Cluster::start(1, &[&[], &[]], 1);
+    cluster.apply("hello", &hello_deployment("hello", 2, "hi", ""));
+    cluster.wait_ready("hello", 2, Duration::from_secs(60));
+    let before: Vec<String> = cluster
+        .placements("hello")
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+
+    // A frozen NATS server: every connection hangs and still looks connected for a while.
+    // The hosts keep serving; the controller hears nobody and must not replace anything.
+    let targets: Vec<_> = cluster.hosts.iter().map(|h| h.http).collect();
+    let load = Load::start(&targets, 2, 20_000);
+    cluster.nats.signal_node(0, "STOP");
+    std::thread::sleep(Duration::from_secs(8));
+    cluster.nats.signal_node(0, "CONT");
+    let results = load.finish();
+    assert!(failures(&results).is_empty(), "{:?}", failures(&results));
+    cluster.controllers[0].wait_log(
+        "assuming this controller is cut off",
+        Duration::from_secs(5),
+    );
+
+    std::thread::sleep(Duration::from_secs(5));
+    cluster.wait_ready("hello", 2, Duration::from_secs(30));
+    let after: Vec<String> = cluster
+        .placements("hello")
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(
+        before,
+        after,
+        "replicas were replaced because the controller lost its view:\n{}",
+        cluster.controllers[0].logs()
+    );
+    assert_eq!(cluster.controllers[0].count_logs("placing replica"), 2);
 }
