@@ -127,12 +127,19 @@ pub fn delete(names: &[String], cluster: &ClusterArgs) -> ExitCode {
         let (_client, store) = open(cluster).await?;
         let mut failed = false;
         for name in names {
-            match store.delete(name).await {
-                Ok(true) => println!("deployment/{name} deleted"),
-                Ok(false) => {
-                    eprintln!("error: deployment/{name} not found");
+            let kind = match store.get(name).await.map_err(|e| e.to_string())? {
+                Some((record, _)) => match record.document.get("kind").and_then(Value::as_str) {
+                    Some("Workload") => "workload",
+                    _ => "workloaddeployment",
+                },
+                None => {
+                    eprintln!("error: workloaddeployment/{name} not found");
                     failed = true;
+                    continue;
                 }
+            };
+            match store.delete(name).await {
+                Ok(_) => println!("{kind}/{name} deleted"),
                 Err(e) => return Err(e.to_string()),
             }
         }

@@ -165,6 +165,7 @@ impl Drop for Proc {
 struct Node {
     name: String,
     config: PathBuf,
+    ip: String,
     port: u16,
     proc: Option<Proc>,
 }
@@ -188,6 +189,11 @@ impl Nats {
     }
 
     pub fn start_with(count: usize, extra: NatsExtra) -> Self {
+        Self::start_on("127.0.0.1", count, extra)
+    }
+
+    /// Nodes listening for clients on `ip` (an address of this network namespace).
+    pub fn start_on(ip: &str, count: usize, extra: NatsExtra) -> Self {
         let dir = TempDir::new("nats");
         let ports: Vec<(u16, u16)> = (0..count).map(|_| (free_port(), free_port())).collect();
         let mut nodes = Vec::new();
@@ -195,7 +201,7 @@ impl Nats {
             let name = format!("n{}", i + 1);
             let store = dir.0.join(&name);
             let mut text = format!(
-                "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\", max_memory_store: 64MB, max_file_store: 512MB }}\n",
+                "server_name: {name}\nlisten: {ip}:{port}\njetstream {{ store_dir: \"{}\", max_memory_store: 64MB, max_file_store: 512MB }}\n",
                 store.display()
             );
             if count > 1 {
@@ -215,6 +221,7 @@ impl Nats {
             nodes.push(Node {
                 name,
                 config,
+                ip: ip.to_string(),
                 port: *port,
                 proc: None,
             });
@@ -233,7 +240,7 @@ impl Nats {
         command.arg("-c").arg(&node.config);
         node.proc = Some(Proc::spawn(&node.name, command));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", node.port)).is_err() {
+        while TcpStream::connect((node.ip.as_str(), node.port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "nats {} did not start",
@@ -261,7 +268,7 @@ impl Nats {
     pub fn url_with(&self, scheme: &str) -> String {
         self.nodes
             .iter()
-            .map(|n| format!("{scheme}://127.0.0.1:{}", n.port))
+            .map(|n| format!("{scheme}://{}:{}", n.ip, n.port))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -289,12 +296,24 @@ fn cache_dir() -> PathBuf {
 
 /// Starts `hearth host` with `args` (after `--nats URL`) on a free HTTP port.
 pub fn start_host(url: &str, id: &str, extra: &[&str]) -> Host {
+    start_host_in(None, "127.0.0.1", url, id, extra)
+}
+
+/// [`start_host`] inside network namespace `netns` (when given), serving HTTP on `ip`.
+pub fn start_host_in(netns: Option<&str>, ip: &str, url: &str, id: &str, extra: &[&str]) -> Host {
     guests();
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_hearth")]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_hearth")),
+    };
     command
         .args(["host", "--nats", url, "--host-id", id])
-        .args(["--http", &format!("127.0.0.1:{port}")])
+        .args(["--http", &format!("{ip}:{port}")])
         .args(["--max-instances", "100", "--drain-timeout", "5"])
         .arg("--cache-dir")
         .arg(cache_dir())
@@ -303,7 +322,7 @@ pub fn start_host(url: &str, id: &str, extra: &[&str]) -> Host {
     let proc = Proc::spawn(id, command);
     Host {
         id: id.to_string(),
-        http: SocketAddr::from(([127, 0, 0, 1], port)),
+        http: SocketAddr::new(ip.parse().unwrap(), port),
         proc,
     }
 }
@@ -339,6 +358,12 @@ impl Cluster {
         let controllers = (0..controllers)
             .map(|i| start_controller(&url, &format!("c{}", i + 1)))
             .collect();
+        Self::assemble(nats, hosts, controllers)
+    }
+
+    /// A cluster of processes started by the caller; returns once every host is joined and
+    /// the store answers.
+    pub fn assemble(nats: Nats, hosts: Vec<Host>, controllers: Vec<Proc>) -> Self {
         let cluster = Self {
             hosts,
             controllers,

@@ -132,7 +132,7 @@ fn replicas_spread_over_hosts_any_host_answers_and_scaling_follows() {
 
     // Delete: its replicas stop everywhere.
     let (code, out, _) = cluster.cli(&["delete", "zoned"]);
-    assert_eq!((code, out.trim()), (0, "deployment/zoned deleted"));
+    assert_eq!((code, out.trim()), (0, "workloaddeployment/zoned deleted"));
     cluster.eventually(Duration::from_secs(30), "zoned's replicas gone", || {
         let (_, out, _) = cluster.cli(&["get", "hosts", "-o", "json"]);
         (!out.contains("\"deployment\": \"zoned\"")).then_some(())
