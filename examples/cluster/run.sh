@@ -68,7 +68,7 @@ echo
 "$HEARTH" get hosts --cluster "$urls"
 echo
 for i in 1 2 3; do
-  printf 'via host-%s: %s' "$i" "$(curl -s "http://127.0.0.1:$((8080 + i))/")"
+  printf 'via host-%s: %s\n' "$i" "$(curl -s "http://127.0.0.1:$((8080 + i))/")"
 done
 echo
 echo "==> try: $HEARTH scale hello --replicas 6 --cluster $urls"

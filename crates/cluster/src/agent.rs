@@ -83,8 +83,6 @@ pub struct Agent {
     seq: AtomicU64,
     changed: Notify,
     starts: Semaphore,
-    /// Commands refused for a stale term (visible in logs and status).
-    stale_refused: AtomicUsize,
     peers: Arc<Peers>,
 }
 
@@ -106,7 +104,6 @@ impl Agent {
             seq: AtomicU64::new(0),
             changed: Notify::new(),
             starts: Semaphore::new(MAX_STARTS),
-            stale_refused: AtomicUsize::new(0),
             peers,
         });
         let commands = client
@@ -242,7 +239,6 @@ impl Agent {
     fn admit(&self, term: u64) -> Option<Reply> {
         let newest = self.term.fetch_max(term, Ordering::AcqRel);
         if term < newest {
-            self.stale_refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 term,
                 newest,
