@@ -56,11 +56,22 @@ fn kind_word(kind: WorkloadKind) -> &'static str {
 }
 
 /// `hearth apply -f FILE... --cluster URL`: every document, validated here, goes to the
-/// store; one line per document.
+/// store with its `oci://` tags pinned to digests; one line per document.
 pub fn apply(
-    documents: Vec<(String, hearth_manifest::Workload, Value)>,
+    mut documents: Vec<(String, hearth_manifest::Workload, Value)>,
     cluster: &ClusterArgs,
 ) -> ExitCode {
+    match block_on(pin_images(&mut documents)) {
+        Ok(Ok(())) => {}
+        Ok(Err(errors)) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
     let mut prepared = Vec::new();
     for (label, workload, json) in documents {
         match hearth_cluster::deployment::prepare(Path::new(&label), json) {
@@ -99,6 +110,70 @@ pub fn apply(
             eprintln!("error: {e}");
             ExitCode::from(EXIT_FAILED)
         }
+    }
+}
+
+/// Replaces every `oci://` tag in `documents` with the digest it points to now, so every
+/// replica on every host runs the same bytes whenever it starts. Resolving pulls the image
+/// (into this machine's cache), which also checks that it exists and is a component.
+async fn pin_images(
+    documents: &mut [(String, hearth_manifest::Workload, Value)],
+) -> Result<(), hearth_manifest::ManifestErrors> {
+    use hearth_manifest::{ImageRef, ManifestError, PullPolicy};
+    let oci = hearth_oci::Oci::new(hearth_oci::OciOptions::from_env());
+    let mut errors = Vec::new();
+    for (_, workload, json) in documents.iter_mut() {
+        let spec = format!("/{}", workload.source.spec_path.replace('.', "/"));
+        let mut images: Vec<(String, String, ImageRef)> = workload
+            .spec
+            .components
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    format!("{spec}/components/{i}/image"),
+                    workload.source.field(&format!("components[{i}].image")),
+                    c.image_ref(&workload.source),
+                )
+            })
+            .collect();
+        if let Some(s) = &workload.spec.service {
+            images.push((
+                format!("{spec}/service/image"),
+                workload.source.field("service.image"),
+                s.image_ref(&workload.source),
+            ));
+        }
+        for (pointer, field, image) in images {
+            let ImageRef::Oci { mut reference, .. } = image else {
+                continue;
+            };
+            if reference.digest.is_some() {
+                continue;
+            }
+            match oci.pull(&reference, PullPolicy::Always).await {
+                Ok(pulled) => {
+                    reference.digest = Some(pulled.digest);
+                    if let Some(slot) = json.pointer_mut(&pointer) {
+                        *slot =
+                            Value::String(format!("{}{reference}", hearth_manifest::OCI_SCHEME));
+                    }
+                }
+                Err(e) => errors.push(ManifestError {
+                    file: workload.source.file.clone(),
+                    document: workload.source.document_label(),
+                    path: field,
+                    message: format!(
+                        "cannot pin `oci://{reference}` to a digest for the cluster: {e}"
+                    ),
+                }),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(hearth_manifest::ManifestErrors(errors))
     }
 }
 
@@ -315,6 +390,7 @@ fn deployment_value(record: &DeploymentRecord, status: Option<&DeploymentStatus>
         "generation": record.generation,
         "revision": record.revision,
         "replicas": desired,
+        "spec": record.document.get("spec").cloned().unwrap_or(Value::Null),
     });
     if let Some(s) = status {
         value["status"] = serde_json::to_value(s).unwrap_or(Value::Null);
@@ -385,7 +461,7 @@ fn deployments_table(value: &Value, wide: bool) -> String {
 fn replicas_table(value: &Value, wide: bool) -> String {
     let mut header = vec!["NAME", "DEPLOYMENT", "HOST", "STATE"];
     if wide {
-        header.push("REVISION");
+        header.extend(["REVISION", "MESSAGE"]);
     }
     let mut rows = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
     for d in value.as_array().map_or(&[][..], Vec::as_slice) {
@@ -401,6 +477,7 @@ fn replicas_table(value: &Value, wide: bool) -> String {
             ];
             if wide {
                 row.push(cell(&p["revision"]));
+                row.push(cell(&p["message"]));
             }
             rows.push(row);
         }

@@ -95,6 +95,10 @@ struct Book {
     failed_seen: HashSet<String>,
     /// Statuses as last written.
     written: HashMap<String, DeploymentStatus>,
+    /// What hosts say about replicas that failed, by replica id (for statuses).
+    messages: HashMap<String, String>,
+    /// The last failure of each deployment: replica, host and message.
+    last_failure: HashMap<String, (String, String, String)>,
 }
 
 /// The controller's state, shared by its tasks.
@@ -468,7 +472,18 @@ impl Controller {
                 } else {
                     r.state
                 };
+                if let Some(message) = &r.message {
+                    book.messages.insert(r.id.clone(), message.clone());
+                }
                 if r.state == ReplicaState::Failed && book.failed_seen.insert(r.id.clone()) {
+                    book.last_failure.insert(
+                        r.deployment.clone(),
+                        (
+                            r.id.clone(),
+                            hb.host_id.clone(),
+                            r.message.clone().unwrap_or_default(),
+                        ),
+                    );
                     let key = (r.deployment.clone(), hb.host_id.clone());
                     let count = book.failures.get(&key).map_or(0, |(n, _)| *n) + 1;
                     let wait = Duration::from_secs(1 << count.min(6)).min(Duration::from_secs(60));
@@ -499,6 +514,7 @@ impl Controller {
         book.stopping
             .retain(|id, since| reported.contains(id) && since.elapsed() < STOPPING_FOR);
         book.failed_seen.retain(|id| reported.contains(id));
+        book.messages.retain(|id, _| reported.contains(id));
         views.sort_by(|a, b| a.id.cmp(&b.id));
         current.sort_by(|a, b| a.id.cmp(&b.id));
         (views, current)
@@ -622,19 +638,32 @@ impl Controller {
     async fn write_statuses(&self, current: &[Replica], unschedulable: &BTreeMap<String, String>) {
         let statuses: Vec<(String, Option<DeploymentStatus>)> = {
             let desired = lock(&self.desired);
-            let book = lock(&self.book);
+            let mut book = lock(&self.book);
             let mut out: Vec<(String, Option<DeploymentStatus>)> = desired
                 .iter()
                 .map(|(name, entry)| {
                     let mine: Vec<&Replica> =
                         current.iter().filter(|r| r.deployment == *name).collect();
-                    (
-                        name.clone(),
-                        Some(status_of(entry, &mine, unschedulable.get(name))),
-                    )
+                    let seen = Seen {
+                        messages: &book.messages,
+                        last_failure: book.last_failure.get(name),
+                    };
+                    let status = status_of(entry, &mine, unschedulable.get(name), &seen);
+                    (name.clone(), Some(status))
                 })
                 .filter(|(name, status)| book.written.get(name) != status.as_ref())
                 .collect();
+            // A failure is history once every wanted replica is up to date and ready.
+            for (name, status) in &out {
+                let settled = status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.kind == "Progressing" && c.reason == "NewReplicasAvailable")
+                });
+                if settled {
+                    book.last_failure.remove(name);
+                }
+            }
             // Deleted deployments lose their status once their replicas are gone.
             for name in book.written.keys() {
                 if !desired.contains_key(name) && !current.iter().any(|r| r.deployment == *name) {
@@ -680,11 +709,19 @@ fn ok_or_reason(reply: Reply) -> Result<(), String> {
     }
 }
 
+/// What hosts said about a deployment's replicas beyond their states.
+struct Seen<'a> {
+    messages: &'a HashMap<String, String>,
+    /// The deployment's last failed replica: id, host, message.
+    last_failure: Option<&'a (String, String, String)>,
+}
+
 /// A deployment's status from the replicas on live hosts.
 fn status_of(
     entry: &DesiredEntry,
     replicas: &[&Replica],
     unschedulable: Option<&String>,
+    seen: &Seen<'_>,
 ) -> DeploymentStatus {
     let record = &entry.record;
     let current = |r: &&&Replica| r.revision == record.revision;
@@ -714,7 +751,7 @@ fn status_of(
                 host: r.host.clone(),
                 state: r.state,
                 revision: r.revision.clone(),
-                message: None,
+                message: seen.messages.get(&r.id).cloned(),
             })
             .collect(),
         ..Default::default()
@@ -783,6 +820,21 @@ fn status_of(
                 "{updated} of {wanted} replicas at revision {}, {available} ready, {old} old",
                 record.revision
             ),
+        ),
+    });
+    // The last failure stays visible until every wanted replica is up to date and ready.
+    status.conditions.push(match seen.last_failure {
+        Some((replica, host, message)) if !done => condition(
+            "ReplicaFailure",
+            true,
+            "FailedStart",
+            format!("replica {replica} failed on host {host}: {message}"),
+        ),
+        _ => condition(
+            "ReplicaFailure",
+            false,
+            "NoFailure",
+            "no replica is failing".into(),
         ),
     });
     status.conditions.push(match unschedulable {

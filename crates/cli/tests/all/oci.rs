@@ -538,3 +538,88 @@ fn one_missing_image_keeps_the_whole_workload_down() {
     let cached = files_under(&home.oci_cache().join("sha256"));
     assert_eq!(cached.len(), 1, "{cached:?}");
 }
+
+#[test]
+fn applying_to_a_cluster_pins_each_tag_to_its_digest() {
+    let registry = Registry::start();
+    let home = Home::new();
+    let name = format!("{}/hello", registry.host());
+    let digest = home.push(&wasm("hello"), &format!("{name}:v1"));
+    // The cluster's store: a JetStream server (no hosts needed to check what is stored).
+    let store = TempDir::new("oci-cluster-js");
+    let port = free_port();
+    let mut nats = Command::new(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/nats-server"),
+    )
+    .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+    .arg(store.0.join("js"))
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("nats-server (scripts/setup installs it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("nats://127.0.0.1:{port}");
+    let deployment = |image: &str| {
+        format!(
+            "apiVersion: hearth.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata:\n  name: pinned\nspec:\n  replicas: 2\n  template:\n    spec:\n      components:\n        - name: hello\n          image: {image}\n          http: {{ path: / }}\n"
+        )
+    };
+    let manifest = store.write("d.yaml", deployment(&format!("oci://{name}:v1")));
+    let (code, out, err) = home.hearth(
+        &["apply", "-f", manifest.to_str().unwrap(), "--cluster", &url],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "workloaddeployment/pinned created");
+    let (_, out, _) = home.hearth(
+        &[
+            "get",
+            "deployments",
+            "pinned",
+            "-o",
+            "json",
+            "--cluster",
+            &url,
+        ],
+        "",
+    );
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        stored[0]["spec"]["template"]["spec"]["components"][0]["image"],
+        format!("oci://{name}:v1@{digest}")
+    );
+
+    // A tag the registry does not have: nothing is stored, and the field is named.
+    let missing = store.write("m.yaml", deployment(&format!("oci://{name}:nope")));
+    let (code, _, err) = home.hearth(
+        &["apply", "-f", missing.to_str().unwrap(), "--cluster", &url],
+        "",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("spec.template.spec.components[0].image: cannot pin"),
+        "{err}"
+    );
+    let (_, out, _) = home.hearth(
+        &[
+            "get",
+            "deployments",
+            "pinned",
+            "-o",
+            "json",
+            "--cluster",
+            &url,
+        ],
+        "",
+    );
+    assert!(
+        out.contains(&digest),
+        "the stored version is untouched: {out}"
+    );
+    let _ = nats.kill();
+    let _ = nats.wait();
+}

@@ -231,3 +231,53 @@ fn a_rolling_update_under_load_has_no_errors_and_bounded_surge() {
         "{most} replicas existed at once (4 + maxSurge 1)"
     );
 }
+
+#[test]
+fn a_replica_that_fails_says_why_and_is_tried_on_other_hosts_with_backoff() {
+    let _serial = serial();
+    let cluster = Cluster::start(1, &[&[], &[]], 1);
+    let not_wasm = cluster.dir.write("not-a-component.wasm", "this is text");
+    let yaml = hello_deployment_at("/broken", "broken", 1, "x", "")
+        .replace(&crate::support::wasm("hello"), not_wasm.to_str().unwrap());
+    cluster.apply("broken", &yaml);
+    let failure = cluster.eventually(
+        Duration::from_secs(30),
+        "a ReplicaFailure condition",
+        || {
+            let d = cluster.try_deployment("broken")?;
+            d["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "ReplicaFailure" && c["status"] == "True")
+                .cloned()
+        },
+    );
+    let message = failure["message"].as_str().unwrap();
+    assert!(message.contains("spec.components[0].image"), "{message}");
+    // The failing host backs off; the replica is tried on the other host.
+    cluster.eventually(Duration::from_secs(30), "a try on each host", || {
+        let logs = cluster.controllers[0].logs();
+        let tried = |h: &str| {
+            logs.lines().any(|l| {
+                l.contains("placing replica")
+                    && l.contains("deployment=broken")
+                    && l.contains(&format!("host={h}"))
+            })
+        };
+        (tried("h1") && tried("h2") && logs.contains("backing off that host")).then_some(())
+    });
+
+    // Fixed: the failure is history once the replica serves.
+    cluster.apply(
+        "broken",
+        &hello_deployment_at("/broken", "broken", 1, "fixed", ""),
+    );
+    cluster.eventually(Duration::from_secs(60), "the fixed replica serves", || {
+        let d = cluster.try_deployment("broken")?;
+        let conditions = d["status"]["conditions"].as_array()?;
+        let failing = conditions
+            .iter()
+            .any(|c| c["type"] == "ReplicaFailure" && c["status"] == "True");
+        (d["status"]["availableReplicas"] == 1 && !failing).then_some(())
+    });
+}
