@@ -72,8 +72,20 @@ pub fn apply(
             return ExitCode::from(EXIT_FAILED);
         }
     }
+    let plaintext = cluster.auth.nats_ca.is_none()
+        && !cluster
+            .url
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("tls://");
     let mut prepared = Vec::new();
     for (label, workload, json) in documents {
+        if plaintext && carries_config(&json) {
+            eprintln!(
+                "warning: {label}: `{}` has config values, which travel to hosts inside NATS messages: use TLS to NATS (--nats-ca, tls://) wherever others can reach it",
+                workload.name
+            );
+        }
         match hearth_cluster::deployment::prepare(Path::new(&label), json) {
             Ok(p) => prepared.push((workload.kind, p)),
             Err(e) => {
@@ -110,6 +122,18 @@ pub fn apply(
             eprintln!("error: {e}");
             ExitCode::from(EXIT_FAILED)
         }
+    }
+}
+
+/// Whether a document has a non-empty `config` mapping anywhere (a part's values, or a
+/// backend's settings).
+fn carries_config(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            (k == "config" && v.as_object().is_some_and(|m| !m.is_empty())) || carries_config(v)
+        }),
+        Value::Array(items) => items.iter().any(carries_config),
+        _ => false,
     }
 }
 
