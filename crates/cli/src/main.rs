@@ -73,6 +73,15 @@ enum Command {
         after_help = "Examples:\n  hearth scale hello --replicas 6 --cluster nats://127.0.0.1:4222"
     )]
     Scale(cluster::ScaleArgs),
+    /// hearth on Kubernetes: `hearth operator crd` prints the custom resource definitions
+    /// (WorkloadDeployment, Workload, Host) that `deploy/crds.yaml` holds.
+    #[command(
+        after_help = "Examples:\n  hearth operator crd | kubectl apply -f -\n  hearth operator crd > deploy/crds.yaml"
+    )]
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
     /// Build, run and watch a workload: rebuild what changed and swap it in without dropping
     /// the service or requests in flight; a failed build keeps the last good version serving.
     #[command(
@@ -196,6 +205,12 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Print the CRDs as YAML (generated from the Rust types, never written by hand).
+    Crd,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -203,6 +218,18 @@ fn main() -> ExitCode {
         Command::Host(args) => host::main(args),
         Command::Controller(args) => cluster::controller(args),
         Command::Scale(args) => cluster::scale(&args),
+        Command::Operator {
+            command: OperatorCommand::Crd,
+        } => match hearth_operator::crd::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render the CRDs: {e}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        },
         Command::Dev(args) => dev::main(args),
         Command::Validate { manifests } => {
             logging::init(logging::LogFormat::Human);

@@ -109,6 +109,7 @@ impl std::str::FromStr for OciReference {
 /// When hearth contacts the registry for an `oci://` image (after Kubernetes'
 /// `imagePullPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub enum PullPolicy {
     /// Use the local cache when it has the image (a digest, or a tag pulled before); pull
     /// otherwise.

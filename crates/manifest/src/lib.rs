@@ -10,6 +10,8 @@ mod error;
 mod image;
 mod parse;
 mod part;
+#[cfg(feature = "crd")]
+mod schema;
 mod types;
 mod validate;
 

@@ -105,7 +105,8 @@ pub struct DeploymentDocument {
 }
 
 /// `spec` of a `WorkloadDeployment`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeploymentSpec {
     #[serde(default = "one")]
@@ -142,6 +143,7 @@ impl Default for Strategy {
 
 /// `spec.strategy.rollingUpdate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RollingUpdate {
     #[serde(default = "quarter")]
@@ -196,7 +198,8 @@ fn one() -> u32 {
 }
 
 /// `spec.template` of a `WorkloadDeployment`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Template {
     #[serde(default)]
@@ -205,7 +208,8 @@ pub struct Template {
 }
 
 /// `spec.template.metadata`: only labels make sense on a template.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TemplateMetadata {
     #[serde(default)]
@@ -229,6 +233,7 @@ pub struct Metadata {
 
 /// What a workload is made of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadSpec {
     /// The stateless components, each instantiated fresh per invocation.
@@ -248,6 +253,7 @@ pub struct WorkloadSpec {
 
 /// `hostInterfaces[]`: which backend serves a host interface, and how it is reached.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HostInterfaceSpec {
     /// The interface or its package: `wasi:keyvalue/store`, `wasi:keyvalue`,
@@ -257,11 +263,16 @@ pub struct HostInterfaceSpec {
     pub backend: String,
     /// The backend's own settings (`path`, `url`, ...); checked by the backend.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "crd",
+        schemars(schema_with = "crate::schema::free_form_map")
+    )]
     pub config: BTreeMap<String, serde_yaml::Value>,
 }
 
 /// `spec.links[]`: pins an imported interface to the component that serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LinkSpec {
     /// The interface, `ns:pkg/iface` with an optional `@version`.
@@ -276,6 +287,7 @@ pub const DEFAULT_SERVICE_MEMORY_MIB: u32 = 256;
 /// The long-running, stateful part of a workload: a `wasi:cli/run` component that is the
 /// workload's `localhost`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceSpec {
     /// Path of the `.wasm` file, relative to the manifest, or an `oci://` reference.
@@ -311,6 +323,7 @@ pub struct ServiceSpec {
 
 /// One port of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServicePort {
     /// The port the service listens on inside the workload.
@@ -322,6 +335,7 @@ pub struct ServicePort {
 
 /// Restart behaviour of a service, after Kubernetes' pod restart policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestartSpec {
     #[serde(default)]
@@ -342,6 +356,7 @@ impl Default for RestartSpec {
 
 /// When a service is restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     /// After any exit, clean or not.
@@ -355,6 +370,7 @@ pub enum RestartPolicy {
 
 /// Resource limits of a service instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceLimits {
     /// Linear memory limit in MiB.
@@ -376,6 +392,7 @@ fn default_service_memory() -> u32 {
 
 /// One stateless component.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComponentSpec {
     /// Unique within the workload; a DNS label.
@@ -414,6 +431,7 @@ pub struct ComponentSpec {
 
 /// `build`: how `hearth build` (and `hearth dev`) turn a part's sources into its `image`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BuildSpec {
     /// The source directory, relative to the manifest; default `.`. Without `command` it must
@@ -458,6 +476,7 @@ impl BuildSpec {
 
 /// Which HTTP requests reach a component.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRoute {
     /// Matches the request's `Host` (port ignored, case-insensitive); absent matches any host.
@@ -474,6 +493,7 @@ fn root_path() -> String {
 
 /// Resource limits of one component instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Limits {
     /// Linear memory limit in MiB.
