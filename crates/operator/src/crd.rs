@@ -2,6 +2,9 @@
 //! applied with `kubectl` and one applied with `hearth apply --cluster` are the same document;
 //! their schemas come from those types (`hearth-manifest`, feature `crd`).
 
+// `printcolumn(...)` is a list of kube-derive attributes, not a repeated Rust attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use hearth_manifest::{
     ComponentSpec, HostInterfaceSpec, LinkSpec, ServiceSpec, Strategy, Template,
 };
