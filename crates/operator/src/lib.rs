@@ -4,6 +4,11 @@
 //!   Rust types (the manifest's own types for the spec): `WorkloadDeployment` (short name
 //!   `wd`, with a scale subresource), `Workload` (one replica) and `Host` (observed hosts).
 //!
-//! `hearth operator crd` prints them; `deploy/crds.yaml` is that output, checked by a test.
+//! - [`replicas`]: the pure half of the operator: a deployment object as scheduler input
+//!   (validated as `hearth validate` does), the `Workload` object of each replica (owned, labelled,
+//!   finalised), and the deployment's status and conditions.
+//!
+//! `hearth operator crd` prints the CRDs; `deploy/crds.yaml` is that output, checked by a test.
 
 pub mod crd;
+pub mod replicas;
