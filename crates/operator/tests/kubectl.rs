@@ -72,6 +72,54 @@ fn kubectl_applies_a_workload_deployment_and_lists_it_with_its_columns() {
         "an age in seconds: {out}"
     );
 
+    // A changed file: `configured`, a merge patch, a new generation.
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("replicas: 3", "replicas: 4");
+    let changed = dir.join("changed.yaml");
+    std::fs::write(&changed, text).unwrap();
+    let (code, out, err) = kubectl(&server, &dir, &["apply", "-f", changed.to_str().unwrap()]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "workloaddeployment.hearth.dev/hello configured"),
+        "{err}"
+    );
+    let stored = server
+        .get("workloaddeployments", "default", "hello")
+        .unwrap();
+    assert_eq!(
+        (
+            stored["spec"]["replicas"].as_u64(),
+            stored["metadata"]["generation"].as_i64()
+        ),
+        (Some(4), Some(2))
+    );
+
+    // `kubectl scale` goes through the scale subresource.
+    let (code, out, err) = kubectl(&server, &dir, &["scale", "wd/hello", "--replicas=5"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "workloaddeployment.hearth.dev/hello scaled"),
+        "{err}\n{:?}",
+        server.requests()
+    );
+    let stored = server
+        .get("workloaddeployments", "default", "hello")
+        .unwrap();
+    assert_eq!(
+        (
+            stored["spec"]["replicas"].as_u64(),
+            stored["metadata"]["generation"].as_i64()
+        ),
+        (Some(5), Some(3))
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.ends_with("/workloaddeployments/hello/scale"))
+    );
+
     // By its short name and its full name too.
     let (code, out, _) = kubectl(
         &server,

@@ -5,10 +5,11 @@
 //! It implements what kubectl and the operator use, and nothing more: `/version`; discovery
 //! (`/api`, `/apis`, the groups' resource lists, legacy form); OpenAPI v3 for the hearth group
 //! (kubectl downloads it before `apply`); and GET, LIST (JSON, or a `Table` with the CRD's
-//! printer columns for `kubectl get`) and create of hearth objects, with `resourceVersion`,
-//! `uid`, `creationTimestamp` and `generation`. What it does not do (watch, patch, apply,
-//! subresources, finalizers, garbage collection) answers `405` so a test that needs it fails
-//! loudly instead of passing by accident.
+//! printer columns for `kubectl get`), create and merge patch of hearth objects and of their
+//! `/status` and `/scale` subresources, with `resourceVersion`, `uid`, `creationTimestamp`,
+//! and a `generation` that counts spec changes only. What it does not do yet (watch,
+//! server-side apply, finalizers, garbage collection) answers `405`, so a test that needs it
+//! fails loudly instead of passing by accident.
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -34,6 +35,8 @@ struct Kind {
     categories: Vec<String>,
     schema: Value,
     columns: Vec<Value>,
+    /// Whether it has a scale subresource (`spec.replicas` ↔ `status.replicas`).
+    scale: bool,
 }
 
 #[derive(Default)]
@@ -153,6 +156,7 @@ fn kind_of(crd: &Value) -> Kind {
             .as_array()
             .cloned()
             .unwrap_or_default(),
+        scale: version["subresources"]["scale"].is_object(),
     }
 }
 
@@ -204,12 +208,15 @@ fn now_rfc3339() -> String {
 async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let accept = req
-        .headers()
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let header = |name: http::header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let accept = header(http::header::ACCEPT);
+    let content_type = header(http::header::CONTENT_TYPE);
     let body = req
         .into_body()
         .collect()
@@ -261,7 +268,11 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
                         "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
                     });
                     let status = json!({"name": format!("{}/status", k.plural), "singularName": "", "namespaced": k.namespaced, "kind": k.kind, "verbs": ["get", "patch", "update"]});
-                    [main, status]
+                    let mut all = vec![main, status];
+                    if k.scale {
+                        all.push(json!({"name": format!("{}/scale", k.plural), "singularName": "", "namespaced": k.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+                    }
+                    all
                 })
                 .collect();
             if resources.is_empty() {
@@ -351,15 +362,13 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
                     format!("the server could not find the requested resource: {path}"),
                 );
             };
-            objects(
-                &mut st,
-                &kind,
-                &namespace,
-                &rest[1..],
-                &method,
-                &accept,
-                &body,
-            )
+            let call = Call {
+                method: &method,
+                accept: &accept,
+                content_type: &content_type,
+                body: &body,
+            };
+            objects(&mut st, &kind, &namespace, &rest[1..], &call)
         }
         _ => failure(
             StatusCode::NOT_FOUND,
@@ -369,16 +378,23 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
     }
 }
 
+/// What a request to an object or collection carries.
+struct Call<'a> {
+    method: &'a Method,
+    accept: &'a str,
+    content_type: &'a str,
+    body: &'a [u8],
+}
+
 /// Collection and object requests of one kind.
 fn objects(
     st: &mut State,
     kind: &Kind,
     namespace: &str,
     rest: &[&str],
-    method: &Method,
-    accept: &str,
-    body: &[u8],
+    call: &Call<'_>,
 ) -> Response<Full<Bytes>> {
+    let (method, accept, body) = (call.method, call.accept, call.body);
     let key = |name: &str| (kind.plural.clone(), namespace.to_string(), name.to_string());
     match (method, rest) {
         (&Method::GET, []) => {
@@ -444,11 +460,111 @@ fn objects(
             st.objects.insert(key(&name), object.clone());
             json_response(StatusCode::CREATED, &object)
         }
+        (&Method::GET, [name, "scale"]) if kind.scale => match st.objects.get(&key(name)) {
+            Some(o) => json_response(StatusCode::OK, &scale_of(o)),
+            None => not_found(kind, name),
+        },
+        (&Method::PATCH, [name, sub @ ..]) => {
+            if !call
+                .content_type
+                .starts_with("application/merge-patch+json")
+            {
+                return failure(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    format!(
+                        "the stand-in takes merge patches only, not {}",
+                        call.content_type
+                    ),
+                );
+            }
+            let Ok(patch) = serde_json::from_slice::<Value>(body) else {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "the patch is not JSON".into(),
+                );
+            };
+            let revision = st.revision + 1;
+            let Some(object) = st.objects.get_mut(&key(name)) else {
+                return not_found(kind, name);
+            };
+            let before = object["spec"].clone();
+            match sub {
+                [] => merge_patch(object, &patch),
+                ["status"] => merge_patch(&mut object["status"], &patch["status"]),
+                ["scale"] if kind.scale => {
+                    let mut scale = scale_of(object);
+                    merge_patch(&mut scale, &patch);
+                    object["spec"]["replicas"] = scale["spec"]["replicas"].clone();
+                }
+                _ => return not_found(kind, name),
+            }
+            // The generation counts spec changes only (status and metadata do not move it).
+            if object["spec"] != before {
+                let generation = object["metadata"]["generation"].as_i64().unwrap_or(0);
+                object["metadata"]["generation"] = json!(generation + 1);
+            }
+            object["metadata"]["resourceVersion"] = json!(revision.to_string());
+            let answer = if sub == ["scale"] {
+                scale_of(object)
+            } else {
+                object.clone()
+            };
+            st.revision = revision;
+            json_response(StatusCode::OK, &answer)
+        }
         _ => failure(
             StatusCode::METHOD_NOT_ALLOWED,
             "MethodNotAllowed",
             format!("the stand-in API server does not implement {method} here yet"),
         ),
+    }
+}
+
+fn not_found(kind: &Kind, name: &str) -> Response<Full<Bytes>> {
+    failure(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("{}.{} \"{name}\" not found", kind.plural, kind.group),
+    )
+}
+
+/// The `autoscaling/v1` `Scale` of an object with a scale subresource.
+fn scale_of(object: &Value) -> Value {
+    let meta = &object["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": object["spec"]["replicas"]},
+        "status": {
+            "replicas": object["status"]["replicas"].as_u64().unwrap_or(0),
+            "selector": object["status"]["selector"],
+        },
+    })
+}
+
+/// RFC 7386 JSON merge patch: objects merge, `null` removes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Some(fields) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    for (k, v) in fields {
+        if v.is_null() {
+            if let Some(map) = target.as_object_mut() {
+                map.remove(k);
+            }
+        } else {
+            merge_patch(&mut target[k], v);
+        }
     }
 }
 
