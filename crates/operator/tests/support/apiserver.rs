@@ -7,19 +7,27 @@
 //! (kubectl downloads it before `apply`); and GET, LIST (JSON, or a `Table` with the CRD's
 //! printer columns for `kubectl get`), create and merge patch of hearth objects and of their
 //! `/status` and `/scale` subresources, with `resourceVersion`, `uid`, `creationTimestamp`,
-//! and a `generation` that counts spec changes only. What it does not do yet (watch,
-//! server-side apply, finalizers, garbage collection) answers `405`, so a test that needs it
-//! fails loudly instead of passing by accident.
+//! and a `generation` that counts spec changes only; and WATCH from a `resourceVersion`, one
+//! JSON event per line. What it does not do yet (server-side apply, finalizers, garbage
+//! collection) answers `405`, so a test that needs it fails loudly instead of passing by
+//! accident.
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// Every answer's body: whole, or a watch's stream of events.
+type Body = UnsyncBoxBody<Bytes, Infallible>;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A resource type the server knows, from its CRD.
@@ -47,6 +55,10 @@ struct State {
     revision: u64,
     /// Every request as `METHOD path`, for tests to inspect.
     requests: Vec<String>,
+    /// Every change, for watches: (resourceVersion, plural, namespace, type, object).
+    events: Vec<(u64, String, String, &'static str, Value)>,
+    /// Woken on every change.
+    changed: Arc<Notify>,
 }
 
 /// The running stand-in.
@@ -160,8 +172,8 @@ fn kind_of(crd: &Value) -> Kind {
     }
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())));
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())).boxed_unsync());
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -171,7 +183,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
 }
 
 /// A `Status` failure, as the real server writes them.
-fn failure(code: StatusCode, reason: &str, message: String) -> Response<Full<Bytes>> {
+fn failure(code: StatusCode, reason: &str, message: String) -> Response<Body> {
     json_response(
         code,
         &json!({
@@ -205,9 +217,10 @@ fn now_rfc3339() -> String {
     )
 }
 
-async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
     let header = |name: http::header::HeaderName| {
         req.headers()
             .get(name)
@@ -362,6 +375,33 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
                     format!("the server could not find the requested resource: {path}"),
                 );
             };
+            let param = |name: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .map(String::from)
+            };
+            if method == Method::GET
+                && rest.len() == 1
+                && matches!(param("watch").as_deref(), Some("1" | "true"))
+            {
+                let since = param("resourceVersion")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let timeout = param("timeoutSeconds")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(30u64);
+                let changed = Arc::clone(&st.changed);
+                drop(st);
+                return watch(
+                    Arc::clone(state),
+                    changed,
+                    kind,
+                    namespace,
+                    since,
+                    timeout.min(60),
+                );
+            }
             let call = Call {
                 method: &method,
                 accept: &accept,
@@ -393,7 +433,7 @@ fn objects(
     namespace: &str,
     rest: &[&str],
     call: &Call<'_>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let (method, accept, body) = (call.method, call.accept, call.body);
     let key = |name: &str| (kind.plural.clone(), namespace.to_string(), name.to_string());
     match (method, rest) {
@@ -458,6 +498,7 @@ fn objects(
             meta["generation"] = json!(1);
             meta["creationTimestamp"] = json!(now_rfc3339());
             st.objects.insert(key(&name), object.clone());
+            record(st, kind, namespace, "ADDED", &object);
             json_response(StatusCode::CREATED, &object)
         }
         (&Method::GET, [name, "scale"]) if kind.scale => match st.objects.get(&key(name)) {
@@ -511,7 +552,9 @@ fn objects(
             } else {
                 object.clone()
             };
+            let changed = object.clone();
             st.revision = revision;
+            record(st, kind, namespace, "MODIFIED", &changed);
             json_response(StatusCode::OK, &answer)
         }
         _ => failure(
@@ -522,7 +565,7 @@ fn objects(
     }
 }
 
-fn not_found(kind: &Kind, name: &str) -> Response<Full<Bytes>> {
+fn not_found(kind: &Kind, name: &str) -> Response<Body> {
     failure(
         StatusCode::NOT_FOUND,
         "NotFound",
@@ -651,4 +694,81 @@ fn epoch_seconds(text: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
+}
+
+/// Logs a change for watches and wakes them.
+fn record(st: &mut State, kind: &Kind, namespace: &str, change: &'static str, object: &Value) {
+    st.events.push((
+        st.revision,
+        kind.plural.clone(),
+        namespace.to_string(),
+        change,
+        object.clone(),
+    ));
+    st.changed.notify_waiters();
+}
+
+/// A watch: every change after `since` (all current objects as `ADDED` when `since` is 0),
+/// one JSON event per line, until `timeout` seconds pass or the client goes away.
+fn watch(
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    kind: Kind,
+    namespace: String,
+    since: u64,
+    timeout: u64,
+) -> Response<Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
+        let mut seen = since;
+        let mut first = since == 0;
+        loop {
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let batch: Vec<Value> = {
+                let st = state.lock().unwrap();
+                let mine = |plural: &str, ns: &str| {
+                    plural == kind.plural && (namespace.is_empty() || ns == namespace)
+                };
+                let batch = if first {
+                    st.objects
+                        .iter()
+                        .filter(|((p, ns, _), _)| mine(p, ns))
+                        .map(|(_, o)| json!({"type": "ADDED", "object": o}))
+                        .collect()
+                } else {
+                    st.events
+                        .iter()
+                        .filter(|(rv, p, ns, _, _)| *rv > seen && mine(p, ns))
+                        .map(|(_, _, _, t, o)| json!({"type": t, "object": o}))
+                        .collect()
+                };
+                seen = st.revision;
+                batch
+            };
+            first = false;
+            for event in batch {
+                if tx.send(Bytes::from(format!("{event}\n"))).await.is_err() {
+                    return;
+                }
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
+    });
+    let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
