@@ -4,10 +4,13 @@
 //! - [`scheduler`]: `plan(desired, hosts, current) -> actions`, pure;
 //! - `store`: desired state, status and the leader lease in JetStream key-value buckets;
 //! - `agent`: what makes a `hearth host` a cluster member (heartbeats, commands);
-//! - `controller`: watches desired state and heartbeats and makes them meet.
+//! - `controller`: watches desired state and heartbeats and makes them meet (`status.rs`:
+//!   the status it writes);
+//! - [`counts`]: replica counts and the availability minimum, shared with the operator.
 
 pub mod agent;
 pub mod controller;
+pub mod counts;
 pub mod deployment;
 pub mod nats;
 pub mod protocol;

@@ -4,10 +4,11 @@
 //! is unit-tested; the reconciler (next) reads and writes the API around these.
 
 use crate::crd::{Condition, Workload, WorkloadDeployment, WorkloadDeploymentStatus, WorkloadSpec};
+use hearth_cluster::counts::{Counts, minimum_available};
 use hearth_cluster::deployment::{self, Prepared};
 use hearth_cluster::protocol::{REVISION_LABEL, ReplicaState};
 use hearth_cluster::scheduler::Desired;
-use hearth_manifest::{DEPLOYMENT_LABEL, Strategy};
+use hearth_manifest::DEPLOYMENT_LABEL;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -125,29 +126,20 @@ pub fn deployment_status(
 ) -> WorkloadDeploymentStatus {
     let generation = wd.metadata.generation;
     let wanted = wd.spec.replicas as usize;
-    let current = |r: &&ReplicaView| Some(r.revision.as_str()) == revision;
-    let live = |r: &&ReplicaView| !matches!(r.state, ReplicaState::Failed | ReplicaState::Stopping);
-    let ready = replicas
-        .iter()
-        .filter(|r| r.state == ReplicaState::Ready)
-        .count();
-    let updated = replicas.iter().filter(current).filter(live).count();
-    let available = replicas
-        .iter()
-        .filter(current)
-        .filter(|r| r.state == ReplicaState::Ready)
-        .count();
-    let old = replicas.iter().filter(|r| !current(r)).count();
+    let counts = Counts::of(
+        replicas.iter().map(|r| (r.state, r.revision.as_str())),
+        revision,
+    );
+    let Counts {
+        ready,
+        updated,
+        available,
+        old,
+        ..
+    } = counts;
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    let max_unavailable = match &wd.spec.strategy {
-        Strategy::RollingUpdate { rolling_update } => rolling_update
-            .max_unavailable
-            .resolve(wd.spec.replicas, false)
-            .unwrap_or(0) as usize,
-        Strategy::Recreate => wanted,
-    };
-    let minimum = wanted.saturating_sub(max_unavailable).max(1).min(wanted);
-    let done = available == wanted && updated == wanted && old == 0 && replicas.len() == wanted;
+    let minimum = minimum_available(&wd.spec.strategy, wd.spec.replicas);
+    let done = counts.done(wanted);
     let cond = |kind: &str, ok: bool, reason: &str, message: String| Condition {
         type_: kind.into(),
         status: if ok { "True" } else { "False" }.into(),

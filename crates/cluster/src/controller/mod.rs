@@ -17,15 +17,17 @@ use crate::protocol::{
     self, Heartbeat, PROTOCOL, ReplicaCommand, ReplicaState, Reply, StartCommand, subject,
 };
 use crate::scheduler::{self, Action, Backoff, Desired, HostView, Inputs, Replica, StopReason};
-use crate::store::{Condition, DeploymentRecord, DeploymentStatus, Placement, Store};
+use crate::store::{DeploymentRecord, DeploymentStatus, Store};
 use async_nats::Client;
 use futures::StreamExt;
-use hearth_manifest::Strategy;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
+
+mod status;
+use status::{Seen, status_of};
 
 /// Timings of the control loop.
 #[derive(Debug, Clone)]
@@ -706,154 +708,5 @@ fn ok_or_reason(reply: Reply) -> Result<(), String> {
         Reply::Ok { .. } => Ok(()),
         Reply::NotFound => Err("not found".into()),
         Reply::Refused { reason } | Reply::Invalid { reason } => Err(reason),
-    }
-}
-
-/// What hosts said about a deployment's replicas beyond their states.
-struct Seen<'a> {
-    messages: &'a HashMap<String, String>,
-    /// The deployment's last failed replica: id, host, message.
-    last_failure: Option<&'a (String, String, String)>,
-}
-
-/// A deployment's status from the replicas on live hosts.
-fn status_of(
-    entry: &DesiredEntry,
-    replicas: &[&Replica],
-    unschedulable: Option<&String>,
-    seen: &Seen<'_>,
-) -> DeploymentStatus {
-    let record = &entry.record;
-    let current = |r: &&&Replica| r.revision == record.revision;
-    let live = |r: &&&Replica| !matches!(r.state, ReplicaState::Failed | ReplicaState::Stopping);
-    let ready = replicas
-        .iter()
-        .filter(|r| r.state == ReplicaState::Ready)
-        .count();
-    let updated = replicas.iter().filter(current).filter(live).count();
-    let available = replicas
-        .iter()
-        .filter(current)
-        .filter(|r| r.state == ReplicaState::Ready)
-        .count();
-    let old = replicas.iter().filter(|r| !current(r)).count();
-    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    let mut status = DeploymentStatus {
-        observed_generation: record.generation,
-        revision: record.revision.clone(),
-        ready_replicas: count(ready),
-        updated_replicas: count(updated),
-        available_replicas: count(available),
-        placements: replicas
-            .iter()
-            .map(|r| Placement {
-                replica: r.id.clone(),
-                host: r.host.clone(),
-                state: r.state,
-                revision: r.revision.clone(),
-                message: seen.messages.get(&r.id).cloned(),
-            })
-            .collect(),
-        ..Default::default()
-    };
-    let desired = match &entry.desired {
-        Ok(d) => d,
-        Err(message) => {
-            status.conditions.push(condition(
-                "Available",
-                false,
-                "InvalidSpec",
-                message.clone(),
-            ));
-            return status;
-        }
-    };
-    status.replicas = desired.replicas;
-    let max_unavailable = match &desired.strategy {
-        Strategy::RollingUpdate { rolling_update } => rolling_update
-            .max_unavailable
-            .resolve(desired.replicas, false)
-            .unwrap_or(0),
-        Strategy::Recreate => desired.replicas,
-    };
-    let wanted = desired.replicas as usize;
-    let minimum = wanted.saturating_sub(max_unavailable as usize);
-    status
-        .conditions
-        .push(if ready >= minimum.max(1).min(wanted) {
-            condition(
-                "Available",
-                true,
-                "MinimumReplicasAvailable",
-                format!("{ready} of {wanted} replicas ready"),
-            )
-        } else {
-            condition(
-                "Available",
-                false,
-                "MinimumReplicasUnavailable",
-                format!("{ready} of {wanted} replicas ready; at least {minimum} wanted"),
-            )
-        });
-    let done = available == wanted && updated == wanted && old == 0 && replicas.len() == wanted;
-    status.conditions.push(match (done, unschedulable) {
-        (true, _) => condition(
-            "Progressing",
-            true,
-            "NewReplicasAvailable",
-            format!("{wanted} replicas ready at revision {}", record.revision),
-        ),
-        (false, Some(_)) => condition(
-            "Progressing",
-            false,
-            "Unschedulable",
-            format!(
-                "{updated} of {wanted} replicas placed at revision {}; see Unschedulable",
-                record.revision
-            ),
-        ),
-        (false, None) => condition(
-            "Progressing",
-            true,
-            "ReplicasUpdating",
-            format!(
-                "{updated} of {wanted} replicas at revision {}, {available} ready, {old} old",
-                record.revision
-            ),
-        ),
-    });
-    // The last failure stays visible until every wanted replica is up to date and ready.
-    status.conditions.push(match seen.last_failure {
-        Some((replica, host, message)) if !done => condition(
-            "ReplicaFailure",
-            true,
-            "FailedStart",
-            format!("replica {replica} failed on host {host}: {message}"),
-        ),
-        _ => condition(
-            "ReplicaFailure",
-            false,
-            "NoFailure",
-            "no replica is failing".into(),
-        ),
-    });
-    status.conditions.push(match unschedulable {
-        Some(reason) => condition("Unschedulable", true, "NoEligibleHost", reason.clone()),
-        None => condition(
-            "Unschedulable",
-            false,
-            "Placed",
-            "every wanted replica has a host".into(),
-        ),
-    });
-    status
-}
-
-fn condition(kind: &str, ok: bool, reason: &str, message: String) -> Condition {
-    Condition {
-        kind: kind.into(),
-        status: if ok { "True" } else { "False" }.into(),
-        reason: reason.into(),
-        message,
     }
 }
