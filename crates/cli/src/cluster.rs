@@ -38,6 +38,19 @@ fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
+/// The exit status of a command run item by item: `Ok(false)` when every item went well,
+/// `Ok(true)` when one failed (and said so), `Err` when the command as a whole failed.
+fn exit_status(result: Result<Result<bool, String>, String>) -> ExitCode {
+    match result.and_then(|r| r) {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(EXIT_FAILED),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
 async fn open(cluster: &ClusterArgs) -> Result<(async_nats::Client, Store), String> {
     let url = cluster.url.as_deref().unwrap_or_default();
     let client = cluster.auth.connect(url, "hearth-cli").await?;
@@ -115,14 +128,7 @@ pub fn apply(
         }
         Ok(failed)
     });
-    match result.and_then(|r| r) {
-        Ok(false) => ExitCode::SUCCESS,
-        Ok(true) => ExitCode::from(EXIT_FAILED),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    exit_status(result)
 }
 
 /// Whether a document has a non-empty `config` mapping anywhere (a part's values, or a
@@ -244,14 +250,7 @@ pub fn delete(names: &[String], cluster: &ClusterArgs) -> ExitCode {
         }
         Ok(failed)
     });
-    match result.and_then(|r| r) {
-        Ok(false) => ExitCode::SUCCESS,
-        Ok(true) => ExitCode::from(EXIT_FAILED),
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    exit_status(result)
 }
 
 /// `hearth scale NAME --replicas N --cluster URL`.
