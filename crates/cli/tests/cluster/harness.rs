@@ -456,6 +456,36 @@ impl Cluster {
         })
     }
 
+    /// Waits until `name` has exactly `n` replicas, all ready, none on host `gone`.
+    pub fn wait_ready_elsewhere(&self, name: &str, n: usize, gone: &str, within: Duration) {
+        self.eventually(
+            within,
+            &format!("{n} ready replicas of {name}, none on {gone}"),
+            || {
+                let placements = self.placements(name);
+                (placements.len() == n
+                    && placements
+                        .iter()
+                        .all(|(_, host, state)| host != gone && state == "ready"))
+                .then_some(())
+            },
+        );
+    }
+
+    /// Every host's heartbeat (`get hosts -o json`), and the replicas of `deployment` they
+    /// report in `state` (any state when `None`), summed; `None` while the store does not answer.
+    pub fn reported(&self, deployment: &str, state: Option<&str>) -> Option<(usize, usize)> {
+        let (code, out, _) = self.cli(&["get", "hosts", "-o", "json"]);
+        let hosts: serde_json::Value = serde_json::from_str(&out).ok().filter(|_| code == 0)?;
+        let hosts = hosts.as_array()?;
+        let replicas = hosts
+            .iter()
+            .flat_map(|h| h["replicas"].as_array().cloned().unwrap_or_default())
+            .filter(|r| r["deployment"] == deployment && state.is_none_or(|s| r["state"] == s))
+            .count();
+        Some((hosts.len(), replicas))
+    }
+
     /// Polls `check` until it returns `Some`, or fails naming `what` and the logs.
     pub fn eventually<T>(
         &self,

@@ -141,11 +141,7 @@ fn a_partitioned_host_keeps_serving_is_replaced_and_its_surplus_replica_goes_whe
     // Cut h3 off from NATS: it keeps serving; the controller places its replica elsewhere.
     ns.cut(&ns.nats_ip());
     let cut = Instant::now();
-    cluster.eventually(Duration::from_secs(30), "h3's replica replaced", || {
-        let placements = cluster.placements("hello");
-        (placements.len() == 3 && placements.iter().all(|(_, h, s)| h != "h3" && s == "ready"))
-            .then_some(())
-    });
+    cluster.wait_ready_elsewhere("hello", 3, "h3", Duration::from_secs(30));
     let replaced_after = cut.elapsed();
     for _ in 0..20 {
         assert_eq!(
@@ -161,20 +157,7 @@ fn a_partitioned_host_keeps_serving_is_replaced_and_its_surplus_replica_goes_whe
     ns.heal(&ns.nats_ip());
     let healed = Instant::now();
     cluster.eventually(Duration::from_secs(30), "three replicas again", || {
-        let (_, out, _) = cluster.cli(&["get", "hosts", "-o", "json"]);
-        let hosts: serde_json::Value = serde_json::from_str(&out).ok()?;
-        let all = hosts.as_array()?;
-        let count: usize = all
-            .iter()
-            .map(|h| {
-                h["replicas"].as_array().map_or(0, |r| {
-                    r.iter()
-                        .filter(|r| r["deployment"] == "hello" && r["state"] == "ready")
-                        .count()
-                })
-            })
-            .sum();
-        (all.len() == 3 && count == 3).then_some(())
+        (cluster.reported("hello", Some("ready"))? == (3, 3)).then_some(())
     });
     let most = watch.finish();
     eprintln!(

@@ -151,18 +151,7 @@ fn a_killed_host_is_replaced_and_survivors_keep_answering() {
 
     let killed = Instant::now();
     cluster.hosts[2].proc.kill();
-    cluster.eventually(
-        Duration::from_secs(30),
-        "3 ready replicas on h1 and h2",
-        || {
-            let placements = cluster.placements("hello");
-            (placements.len() == 3
-                && placements
-                    .iter()
-                    .all(|(_, host, state)| host != "h3" && state == "ready"))
-            .then_some(())
-        },
-    );
+    cluster.wait_ready_elsewhere("hello", 3, "h3", Duration::from_secs(30));
     let replaced_after = killed.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     let results = load.finish();

@@ -166,18 +166,7 @@ fn a_paused_host_that_comes_back_leaves_no_duplicate_replicas() {
     cluster.wait_ready("hello", 3, Duration::from_secs(60));
     let h3 = &cluster.host("h3").proc;
     h3.signal("STOP");
-    cluster.eventually(
-        Duration::from_secs(30),
-        "a replacement for h3's replica",
-        || {
-            let placements = cluster.placements("hello");
-            (placements.len() == 3
-                && placements
-                    .iter()
-                    .all(|(_, host, state)| host != "h3" && state == "ready"))
-            .then_some(())
-        },
-    );
+    cluster.wait_ready_elsewhere("hello", 3, "h3", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(6));
     h3.signal("CONT");
     // h3 reports its old replica again: one of the four is stopped.
@@ -187,19 +176,8 @@ fn a_paused_host_that_comes_back_leaves_no_duplicate_replicas() {
     });
     let watch = crate::harness::ReplicaWatch::start(&cluster.url(), "hello");
     std::thread::sleep(Duration::from_secs(4));
-    let (_, out, _) = cluster.cli(&["get", "hosts", "-o", "json"]);
-    let hosts: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let replicas: usize = hosts
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            h["replicas"].as_array().map_or(0, |r| {
-                r.iter().filter(|r| r["deployment"] == "hello").count()
-            })
-        })
-        .sum();
-    assert_eq!(replicas, 3, "{out}");
+    let (_, replicas) = cluster.reported("hello", None).unwrap();
+    assert_eq!(replicas, 3);
     assert_eq!(
         cluster
             .wait_ready("hello", 3, Duration::from_secs(10))
