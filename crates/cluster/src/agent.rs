@@ -19,6 +19,7 @@ use crate::protocol::{
 };
 use async_nats::Client;
 use futures::StreamExt;
+use hearth_manifest::{RouteKey, bare_host, prefix_matches};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -425,7 +426,7 @@ impl Peers {
     /// The HTTP addresses of live peers with a ready replica serving `path` on `host` (a
     /// `Host` header), starting with a different one each call.
     pub fn candidates(&self, host: Option<&str>, path: &str) -> Vec<String> {
-        let host = host.map(|h| bare_host(h).to_ascii_lowercase());
+        let host = host.map(bare_host);
         let hosts = self
             .hosts
             .lock()
@@ -446,14 +447,16 @@ impl Peers {
                 .filter(|r| r.state == ReplicaState::Ready)
             {
                 for route in &replica.routes {
-                    let named = route.host.is_some();
-                    if named && route.host.as_deref().map(str::to_ascii_lowercase) != host {
+                    // The router's own rules: the same normalisation, the same matching.
+                    let key = RouteKey::new(route.host.as_deref(), &route.path);
+                    let named = key.host.is_some();
+                    if named && key.host.as_deref() != host.as_deref() {
                         continue;
                     }
-                    if !prefix_matches(&route.path, path) {
+                    if !prefix_matches(&key.path, path) {
                         continue;
                     }
-                    let rank = (named, route.path.len());
+                    let rank = (named, key.path.len());
                     match best {
                         Some(b) if b > rank => {}
                         Some(b) if b == rank => candidates.push(addr),
@@ -474,20 +477,6 @@ impl Peers {
         let mut ordered: Vec<String> = candidates.iter().map(|c| (*c).to_string()).collect();
         ordered.rotate_left(first);
         ordered
-    }
-}
-
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
-    prefix.is_empty()
-        || (path.starts_with(prefix)
-            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/' | b'?')))
-}
-
-fn bare_host(host: &str) -> &str {
-    match host.rfind(':') {
-        Some(i) if !host[i..].contains(']') => &host[..i],
-        _ => host,
     }
 }
 

@@ -124,14 +124,14 @@ pub fn needs(workload: &Workload) -> BTreeSet<String> {
         .iter()
         .chain(spec.components.iter().flat_map(|c| &c.host_interfaces))
         .chain(spec.service.iter().flat_map(|s| &s.host_interfaces))
-        .map(|h| format!("{}={}", package_of(&h.interface), h.backend))
+        .map(|h| {
+            format!(
+                "{}={}",
+                hearth_manifest::package_of(&h.interface),
+                h.backend
+            )
+        })
         .collect()
-}
-
-/// `wasi:keyvalue/store@0.2.0-draft` → `wasi:keyvalue`.
-pub fn package_of(interface: &str) -> &str {
-    let unversioned = interface.split('@').next().unwrap_or(interface);
-    unversioned.split('/').next().unwrap_or(unversioned)
 }
 
 /// The `kind: Workload` document replica `replica` of `deployment` runs.

@@ -2,9 +2,8 @@
 //! segment boundaries. Routes naming a host are tried before routes for any host.
 
 use arc_swap::ArcSwap;
-use hearth_manifest::RouteKey;
+use hearth_manifest::{RouteKey, bare_host, prefix_matches};
 use hearth_runtime::{ComponentRuntime, RunningWorkload};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -131,45 +130,4 @@ fn longest<'a>(routes: &'a [Route], path: &str) -> Option<&'a Arc<ComponentRunti
         .iter()
         .find(|r| prefix_matches(&r.prefix, path))
         .map(Route::target)
-}
-
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    prefix == "/"
-        || (path.starts_with(prefix)
-            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
-}
-
-/// `Example.COM:8080` → `example.com`, `[::1]:80` → `[::1]`; allocates only to lower-case.
-fn bare_host(host: &str) -> Cow<'_, str> {
-    let host = match host.rfind(':') {
-        Some(i) if !host[i..].contains(']') => &host[..i],
-        _ => host,
-    };
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes_match_on_segment_boundaries() {
-        assert!(prefix_matches("/", "/anything"));
-        assert!(prefix_matches("/api", "/api"));
-        assert!(prefix_matches("/api", "/api/v1"));
-        assert!(!prefix_matches("/api", "/apix"));
-        assert!(!prefix_matches("/api", "/"));
-    }
-
-    #[test]
-    fn hosts_lose_port_and_case() {
-        assert_eq!(bare_host("Hello.Localhost:8080"), "hello.localhost");
-        assert_eq!(bare_host("hello.localhost"), "hello.localhost");
-        assert_eq!(bare_host("[::1]:80"), "[::1]");
-        assert_eq!(bare_host("[::1]"), "[::1]");
-    }
 }

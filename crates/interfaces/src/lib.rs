@@ -54,11 +54,7 @@ pub const PACKAGES: &[(&str, &[&str])] = &[
     (messaging::PACKAGE, messaging::BACKENDS),
 ];
 
-/// `wasi:keyvalue/store@0.2.0-draft` → `wasi:keyvalue`.
-pub fn package_of(interface: &str) -> &str {
-    let unversioned = interface.split('@').next().unwrap_or(interface);
-    unversioned.split('/').next().unwrap_or(unversioned)
-}
+pub use hearth_manifest::package_of;
 
 /// Whether an import names a package this crate serves.
 pub fn serves(import: &str) -> bool {

@@ -20,7 +20,7 @@ pub use image::{OCI_REFERENCE_SHAPE, OCI_SCHEME, OciReference, PullPolicy};
 pub use parse::{load_files, parse_str};
 pub use part::{LocalImage, LocalImages, Part};
 pub use types::*;
-pub use validate::{RouteKey, dns_label};
+pub use validate::{RouteKey, bare_host, dns_label, package_of, prefix_matches};
 
 /// The only `apiVersion` this version of hearth understands.
 pub const API_VERSION: &str = "hearth.dev/v1alpha1";

@@ -35,6 +35,36 @@ impl RouteKey {
     }
 }
 
+/// Whether a request for `path` falls under the route prefix `prefix` (normalised as
+/// [`RouteKey`] makes it): the root takes every path, another prefix matches on a segment
+/// boundary (`/api` takes `/api` and `/api/v1`, not `/apix`).
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || (path.starts_with(prefix)
+            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+}
+
+/// A `Host` header as routes name hosts: `Example.COM:8080` → `example.com`,
+/// `[::1]:80` → `[::1]`; allocates only to lower-case.
+pub fn bare_host(host: &str) -> std::borrow::Cow<'_, str> {
+    let host = match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    };
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
+}
+
+/// `wasi:keyvalue/store@0.2.0-draft` → `wasi:keyvalue`: the package a host-interface entry
+/// or an import names.
+pub fn package_of(interface: &str) -> &str {
+    let unversioned = interface.split('@').next().unwrap_or(interface);
+    unversioned.split('/').next().unwrap_or(unversioned)
+}
+
 impl std::fmt::Display for RouteKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}{}", self.host.as_deref().unwrap_or("*"), self.path)
@@ -455,5 +485,36 @@ fn host_name(host: &str) -> Result<(), String> {
         Err(format!(
             "expected a host name without scheme or port, like `hello.localhost`, found `{host}`"
         ))
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_on_segment_boundaries() {
+        assert!(prefix_matches("/", "/anything"));
+        assert!(prefix_matches("/api", "/api"));
+        assert!(prefix_matches("/api", "/api/v1"));
+        assert!(!prefix_matches("/api", "/apix"));
+        assert!(!prefix_matches("/api", "/"));
+    }
+
+    #[test]
+    fn hosts_lose_port_and_case() {
+        assert_eq!(bare_host("Hello.Localhost:8080"), "hello.localhost");
+        assert_eq!(bare_host("hello.localhost"), "hello.localhost");
+        assert_eq!(bare_host("[::1]:80"), "[::1]");
+        assert_eq!(bare_host("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn packages_lose_interface_and_version() {
+        assert_eq!(
+            package_of("wasi:keyvalue/store@0.2.0-draft"),
+            "wasi:keyvalue"
+        );
+        assert_eq!(package_of("wasi:keyvalue"), "wasi:keyvalue");
     }
 }
