@@ -408,8 +408,16 @@ fn starting(cmd: &StartCommand) -> ReplicaReport {
 /// ingress forwards a request it has no route for to one of them.
 #[derive(Default)]
 pub struct Peers {
-    hosts: Mutex<HashMap<String, (Instant, Heartbeat)>>,
+    hosts: Mutex<HashMap<String, Peer>>,
     next: AtomicUsize,
+}
+
+/// One peer as of its last heartbeat: where it is reached and the routes of its ready
+/// replicas, normalised once per heartbeat rather than per forwarded request.
+struct Peer {
+    seen: Instant,
+    http: String,
+    routes: Vec<RouteKey>,
 }
 
 /// A peer is used for forwarding only while its heartbeats are this fresh.
@@ -417,10 +425,28 @@ const PEER_FRESH: Duration = Duration::from_secs(3);
 
 impl Peers {
     fn saw(&self, heartbeat: Heartbeat) {
-        self.hosts
+        let mut hosts = self
+            .hosts
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(heartbeat.host_id.clone(), (Instant::now(), heartbeat));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A peer without an HTTP address cannot take forwarded requests.
+        let Some(http) = heartbeat.http else {
+            hosts.remove(&heartbeat.host_id);
+            return;
+        };
+        let routes = heartbeat
+            .replicas
+            .iter()
+            .filter(|r| r.state == ReplicaState::Ready)
+            .flat_map(|r| &r.routes)
+            .map(|route| RouteKey::new(route.host.as_deref(), &route.path))
+            .collect();
+        let peer = Peer {
+            seen: Instant::now(),
+            http,
+            routes,
+        };
+        hosts.insert(heartbeat.host_id, peer);
     }
 
     /// The HTTP addresses of live peers with a ready replica serving `path` on `host` (a
@@ -431,39 +457,26 @@ impl Peers {
             .hosts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // The best match is the longest prefix, a route naming the host beating any-host.
+        // The best match is the longest prefix, a route naming the host beating any-host:
+        // the router's own rules.
         let mut best: Option<(bool, usize)> = None;
         let mut candidates: Vec<&str> = Vec::new();
-        for (seen, hb) in hosts.values() {
-            let Some(addr) = hb.http.as_deref() else {
-                continue;
-            };
-            if seen.elapsed() > PEER_FRESH {
-                continue;
-            }
-            for replica in hb
-                .replicas
-                .iter()
-                .filter(|r| r.state == ReplicaState::Ready)
-            {
-                for route in &replica.routes {
-                    // The router's own rules: the same normalisation, the same matching.
-                    let key = RouteKey::new(route.host.as_deref(), &route.path);
-                    let named = key.host.is_some();
-                    if named && key.host.as_deref() != host.as_deref() {
-                        continue;
-                    }
-                    if !prefix_matches(&key.path, path) {
-                        continue;
-                    }
-                    let rank = (named, key.path.len());
-                    match best {
-                        Some(b) if b > rank => {}
-                        Some(b) if b == rank => candidates.push(addr),
-                        _ => {
-                            best = Some(rank);
-                            candidates = vec![addr];
-                        }
+        for peer in hosts.values().filter(|p| p.seen.elapsed() <= PEER_FRESH) {
+            for key in &peer.routes {
+                let named = key.host.is_some();
+                if named && key.host.as_deref() != host.as_deref() {
+                    continue;
+                }
+                if !prefix_matches(&key.path, path) {
+                    continue;
+                }
+                let rank = (named, key.path.len());
+                match best {
+                    Some(b) if b > rank => {}
+                    Some(b) if b == rank => candidates.push(&peer.http),
+                    _ => {
+                        best = Some(rank);
+                        candidates = vec![&peer.http];
                     }
                 }
             }

@@ -38,6 +38,7 @@ impl RouteKey {
 /// Whether a request for `path` falls under the route prefix `prefix` (normalised as
 /// [`RouteKey`] makes it): the root takes every path, another prefix matches on a segment
 /// boundary (`/api` takes `/api` and `/api/v1`, not `/apix`).
+#[inline]
 pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     prefix == "/"
         || (path.starts_with(prefix)
@@ -46,6 +47,7 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
 
 /// A `Host` header as routes name hosts: `Example.COM:8080` → `example.com`,
 /// `[::1]:80` → `[::1]`; allocates only to lower-case.
+#[inline]
 pub fn bare_host(host: &str) -> std::borrow::Cow<'_, str> {
     let host = match host.rfind(':') {
         Some(i) if !host[i..].contains(']') => &host[..i],
