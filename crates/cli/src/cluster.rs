@@ -30,7 +30,7 @@ pub struct ClusterArgs {
 }
 
 /// Runs `f` on a small runtime of its own.
-fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -17,6 +17,7 @@ mod inspect;
 mod logging;
 mod new;
 mod oci;
+mod operator;
 mod run;
 mod status;
 mod table;
@@ -73,14 +74,18 @@ enum Command {
         after_help = "Examples:\n  hearth scale hello --replicas 6 --cluster nats://127.0.0.1:4222"
     )]
     Scale(cluster::ScaleArgs),
-    /// hearth on Kubernetes: `hearth operator crd` prints the custom resource definitions
-    /// (WorkloadDeployment, Workload, Host) that `deploy/crds.yaml` holds.
+    /// hearth on Kubernetes: run the operator that places WorkloadDeployment and Workload
+    /// objects' replicas on hearth hosts (one of several acts, elected by a Lease), or print
+    /// the custom resource definitions with `hearth operator crd`.
     #[command(
-        after_help = "Examples:\n  hearth operator crd | kubectl apply -f -\n  hearth operator crd > deploy/crds.yaml"
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:\n  hearth operator --nats nats://nats.hearth-system:4222\n  hearth operator --nats nats://127.0.0.1:4222 --namespace shop --lease-namespace shop\n  hearth operator crd | kubectl apply -f -"
     )]
     Operator {
         #[command(subcommand)]
-        command: OperatorCommand,
+        command: Option<operator::OperatorCommand>,
+        #[command(flatten)]
+        args: operator::OperatorArgs,
     },
     /// Build, run and watch a workload: rebuild what changed and swap it in without dropping
     /// the service or requests in flight; a failed build keeps the last good version serving.
@@ -205,12 +210,6 @@ enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum OperatorCommand {
-    /// Print the CRDs as YAML (generated from the Rust types, never written by hand).
-    Crd,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -219,17 +218,13 @@ fn main() -> ExitCode {
         Command::Controller(args) => cluster::controller(args),
         Command::Scale(args) => cluster::scale(&args),
         Command::Operator {
-            command: OperatorCommand::Crd,
-        } => match hearth_operator::crd::crds_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: cannot render the CRDs: {e}");
-                ExitCode::from(EXIT_FAILED)
-            }
-        },
+            command: Some(operator::OperatorCommand::Crd),
+            ..
+        } => operator::crd(),
+        Command::Operator {
+            command: None,
+            args,
+        } => operator::main(args),
         Command::Dev(args) => dev::main(args),
         Command::Validate { manifests } => {
             logging::init(logging::LogFormat::Human);

@@ -6,6 +6,7 @@
 //! - `agent`: what makes a `hearth host` a cluster member (heartbeats, commands);
 //! - `controller`: watches desired state and heartbeats and makes them meet (`status.rs`:
 //!   the status it writes);
+//! - [`observed`]: heartbeats with a controller's overlays, its view for planning;
 //! - [`counts`]: replica counts and the availability minimum, shared with the operator.
 
 pub mod agent;
@@ -13,6 +14,7 @@ pub mod controller;
 pub mod counts;
 pub mod deployment;
 pub mod nats;
+pub mod observed;
 pub mod protocol;
 pub mod scheduler;
 pub mod store;

@@ -8,7 +8,13 @@
 //!   (validated as `hearth validate` does), the `Workload` object of each replica (owned, labelled,
 //!   finalised), and the deployment's status and conditions.
 //!
+//! - [`operator`]: `hearth operator`, two `kube::runtime::Controller`s (deployments and
+//!   workloads) that place replicas on hearth hosts over NATS with the cluster's scheduler;
+//! - [`leader`]: leader election on a `coordination.k8s.io` Lease (one operator acts).
+//!
 //! `hearth operator crd` prints the CRDs; `deploy/crds.yaml` is that output, checked by a test.
 
 pub mod crd;
+pub mod leader;
+pub mod operator;
 pub mod replicas;

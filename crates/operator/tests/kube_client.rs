@@ -4,11 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
-#[path = "support/apiserver.rs"]
-#[allow(dead_code)] // shared with the kubectl test, which uses the rest
-mod apiserver;
-
 use futures::{StreamExt, TryStreamExt};
+use hearth_kube_standin::ApiServer;
 use hearth_operator::crd::WorkloadDeployment;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -21,7 +18,7 @@ fn kube_rs_creates_lists_watches_and_patches_through_the_stand_in() {
         .iter()
         .map(|c| serde_json::to_value(c).unwrap())
         .collect();
-    let server = apiserver::ApiServer::start(&crds);
+    let server = ApiServer::start(&crds);
     let url = format!("http://{}", server.addr);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -13,14 +13,15 @@
 //! because *it* cannot see the hosts.
 
 use crate::deployment;
+use crate::observed::Observed;
 use crate::protocol::{
     self, Heartbeat, PROTOCOL, ReplicaCommand, ReplicaState, Reply, StartCommand, subject,
 };
-use crate::scheduler::{self, Action, Backoff, Desired, HostView, Inputs, Replica, StopReason};
+use crate::scheduler::{self, Action, Desired, Inputs, Replica, StopReason};
 use crate::store::{DeploymentRecord, DeploymentStatus, Store};
 use async_nats::Client;
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -53,19 +54,10 @@ impl ControllerConfig {
     }
 }
 
-/// How long a started replica may stay unreported before it is given up.
-const PENDING_FOR: Duration = Duration::from_secs(30);
-/// How long a stop may stay unconfirmed before it is sent again.
-const STOPPING_FOR: Duration = Duration::from_secs(30);
 /// Commands in flight at once.
 const MAX_IN_FLIGHT: usize = 64;
 /// How long a host has to answer a command.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-
-struct SeenHost {
-    at: Instant,
-    heartbeat: Heartbeat,
-}
 
 /// A deployment as read from the store.
 struct DesiredEntry {
@@ -84,37 +76,19 @@ struct Leadership {
     at: Option<Instant>,
 }
 
-/// Controller-side overlays on what heartbeats say.
-#[derive(Default)]
-struct Book {
-    /// Started, not yet reported by the host.
-    pending: HashMap<String, (Replica, Instant)>,
-    /// Stop sent, not yet gone.
-    stopping: HashMap<String, Instant>,
-    /// Failures per (deployment, host): count and the end of the backoff.
-    failures: HashMap<(String, String), (u32, Instant)>,
-    /// Failed replicas already counted.
-    failed_seen: HashSet<String>,
-    /// Statuses as last written.
-    written: HashMap<String, DeploymentStatus>,
-    /// What hosts say about replicas that failed, by replica id (for statuses).
-    messages: HashMap<String, String>,
-    /// The last failure of each deployment: replica, host and message.
-    last_failure: HashMap<String, (String, String, String)>,
-}
-
 /// The controller's state, shared by its tasks.
 pub struct Controller {
     config: ControllerConfig,
     client: Client,
     store: Store,
-    hosts: Mutex<HashMap<String, SeenHost>>,
+    /// Heartbeats, with this controller's pending starts and stops laid over.
+    observed: Mutex<Observed>,
+    /// Statuses as last written.
+    written: Mutex<HashMap<String, DeploymentStatus>>,
     desired: Mutex<BTreeMap<String, DesiredEntry>>,
     desired_loaded: std::sync::atomic::AtomicBool,
     lead: Mutex<Leadership>,
-    book: Mutex<Book>,
     connected_since: Mutex<Option<Instant>>,
-    started: Instant,
     in_flight: Arc<Semaphore>,
 }
 
@@ -125,16 +99,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Controller {
     pub fn new(config: ControllerConfig, client: Client, store: Store) -> Arc<Self> {
         Arc::new(Self {
+            observed: Mutex::new(Observed::new(config.host_timeout)),
+            written: Mutex::new(HashMap::new()),
             config,
             client,
             store,
-            hosts: Mutex::new(HashMap::new()),
             desired: Mutex::new(BTreeMap::new()),
             desired_loaded: std::sync::atomic::AtomicBool::new(false),
             lead: Mutex::new(Leadership::default()),
-            book: Mutex::new(Book::default()),
             connected_since: Mutex::new(None),
-            started: Instant::now(),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         })
     }
@@ -172,15 +145,7 @@ impl Controller {
                 Ok(mut sub) => {
                     while let Some(message) = sub.next().await {
                         match protocol::decode::<Heartbeat>(&message.payload) {
-                            Ok(hb) => {
-                                lock(&self.hosts).insert(
-                                    hb.host_id.clone(),
-                                    SeenHost {
-                                        at: Instant::now(),
-                                        heartbeat: hb,
-                                    },
-                                );
-                            }
+                            Ok(hb) => lock(&self.observed).heard(hb),
                             Err(e) => {
                                 tracing::warn!(subject = %message.subject, error = %e, "ignored a heartbeat")
                             }
@@ -344,17 +309,9 @@ impl Controller {
         if since.is_none_or(|s| s.elapsed() < self.config.host_timeout) {
             return Some("reconnected to NATS; waiting for fresh heartbeats");
         }
-        // Every host silent at once is far likelier to be this controller's own link (a
-        // hung connection looks connected for a while) than all hosts dying together.
-        let hosts = lock(&self.hosts);
-        if !hosts.is_empty()
-            && hosts
-                .values()
-                .all(|h| h.at.elapsed() > self.config.host_timeout)
-        {
+        if lock(&self.observed).all_silent() {
             return Some("no host has been heard for a while; assuming this controller is cut off");
         }
-        drop(hosts);
         let lead = lock(&self.lead);
         if lead.term.is_none() {
             return Some("standing by");
@@ -394,14 +351,14 @@ impl Controller {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
     /// One pass: plan, act, write statuses.
     async fn reconcile(self: &Arc<Self>) {
         let Some(term) = self.term() else { return };
-        let (hosts, current) = self.observed();
+        let (hosts, current, backoffs, now_ms) = {
+            let mut observed = lock(&self.observed);
+            let (hosts, current) = observed.snapshot();
+            (hosts, current, observed.backoffs(), observed.now_ms())
+        };
         let (desired, records): (Vec<Desired>, HashMap<String, DeploymentRecord>) = {
             let map = lock(&self.desired);
             (
@@ -413,13 +370,12 @@ impl Controller {
                     .collect(),
             )
         };
-        let backoffs = self.backoffs();
         let plan = scheduler::plan(Inputs {
             desired: &desired,
             hosts: &hosts,
             current: &current,
             backoffs: &backoffs,
-            now_ms: self.now_ms(),
+            now_ms,
         });
         for action in plan.actions {
             match action {
@@ -444,99 +400,6 @@ impl Controller {
         self.write_statuses(&current, &plan.unschedulable).await;
     }
 
-    /// Live hosts and the replicas on them: heartbeats, with this controller's pending
-    /// starts and stops laid over.
-    fn observed(&self) -> (Vec<HostView>, Vec<Replica>) {
-        let hosts = lock(&self.hosts);
-        let mut book = lock(&self.book);
-        let mut views = Vec::new();
-        let mut current = Vec::new();
-        let mut reported = HashSet::new();
-        for seen in hosts.values() {
-            if seen.at.elapsed() > self.config.host_timeout {
-                continue;
-            }
-            let hb = &seen.heartbeat;
-            let free = hb.capacity.memory_free_bytes;
-            views.push(HostView {
-                id: hb.host_id.clone(),
-                labels: hb.labels.clone(),
-                offers: hb.offers.clone(),
-                max_replicas: hb.capacity.max_replicas,
-                // Below 5 % free (and a known total), a host takes no new replicas.
-                memory_short: hb.capacity.memory_total_bytes > 0
-                    && free < hb.capacity.memory_total_bytes / 20,
-            });
-            for r in &hb.replicas {
-                reported.insert(r.id.clone());
-                let state = if book.stopping.contains_key(&r.id) {
-                    ReplicaState::Stopping
-                } else {
-                    r.state
-                };
-                if let Some(message) = &r.message {
-                    book.messages.insert(r.id.clone(), message.clone());
-                }
-                if r.state == ReplicaState::Failed && book.failed_seen.insert(r.id.clone()) {
-                    book.last_failure.insert(
-                        r.deployment.clone(),
-                        (
-                            r.id.clone(),
-                            hb.host_id.clone(),
-                            r.message.clone().unwrap_or_default(),
-                        ),
-                    );
-                    let key = (r.deployment.clone(), hb.host_id.clone());
-                    let count = book.failures.get(&key).map_or(0, |(n, _)| *n) + 1;
-                    let wait = Duration::from_secs(1 << count.min(6)).min(Duration::from_secs(60));
-                    tracing::warn!(replica = %r.id, host = %hb.host_id, message = r.message.as_deref().unwrap_or(""), failures = count, backoff_s = wait.as_secs(), "replica failed; backing off that host");
-                    book.failures.insert(key, (count, Instant::now() + wait));
-                }
-                if r.state == ReplicaState::Ready {
-                    book.failures
-                        .remove(&(r.deployment.clone(), hb.host_id.clone()));
-                }
-                current.push(Replica {
-                    id: r.id.clone(),
-                    deployment: r.deployment.clone(),
-                    revision: r.revision.clone(),
-                    host: hb.host_id.clone(),
-                    state,
-                });
-            }
-        }
-        let live: HashSet<&str> = views.iter().map(|h| h.id.as_str()).collect();
-        book.pending
-            .retain(|id, (_, since)| !reported.contains(id) && since.elapsed() < PENDING_FOR);
-        for (replica, _) in book.pending.values() {
-            if live.contains(replica.host.as_str()) {
-                current.push(replica.clone());
-            }
-        }
-        book.stopping
-            .retain(|id, since| reported.contains(id) && since.elapsed() < STOPPING_FOR);
-        book.failed_seen.retain(|id| reported.contains(id));
-        book.messages.retain(|id, _| reported.contains(id));
-        views.sort_by(|a, b| a.id.cmp(&b.id));
-        current.sort_by(|a, b| a.id.cmp(&b.id));
-        (views, current)
-    }
-
-    fn backoffs(&self) -> Vec<Backoff> {
-        let now = Instant::now();
-        let now_ms = self.now_ms();
-        lock(&self.book)
-            .failures
-            .iter()
-            .filter(|(_, (_, until))| *until > now)
-            .map(|((deployment, host), (_, until))| Backoff {
-                deployment: deployment.clone(),
-                host: host.clone(),
-                until_ms: now_ms + u64::try_from((*until - now).as_millis()).unwrap_or(u64::MAX),
-            })
-            .collect()
-    }
-
     fn start(self: &Arc<Self>, term: u64, record: &DeploymentRecord, revision: &str, host: &str) {
         let id = deployment::replica_id(&record.name);
         let workload = deployment::replica_document(&record.document, &record.name, revision, &id);
@@ -547,9 +410,7 @@ impl Controller {
             host: host.to_string(),
             state: ReplicaState::Pending,
         };
-        lock(&self.book)
-            .pending
-            .insert(id.clone(), (replica, Instant::now()));
+        lock(&self.observed).started(replica);
         tracing::info!(replica = %id, deployment = %record.name, %host, %revision, "placing replica");
         let command = StartCommand {
             protocol: PROTOCOL,
@@ -568,12 +429,7 @@ impl Controller {
                 .await;
             if let Err(why) = reply.and_then(ok_or_reason) {
                 tracing::warn!(replica = %id, %host, reason = %why, "start not accepted; backing off that host");
-                let mut book = lock(&me.book);
-                book.pending.remove(&id);
-                let key = (deployment, host);
-                let count = book.failures.get(&key).map_or(0, |(n, _)| *n) + 1;
-                let wait = Duration::from_secs(1 << count.min(6)).min(Duration::from_secs(60));
-                book.failures.insert(key, (count, Instant::now() + wait));
+                lock(&me.observed).start_failed(&id, &deployment, &host);
             }
         });
     }
@@ -586,9 +442,7 @@ impl Controller {
         host: &str,
         why: StopReason,
     ) {
-        lock(&self.book)
-            .stopping
-            .insert(replica.to_string(), Instant::now());
+        lock(&self.observed).stopping(replica);
         tracing::info!(%replica, %deployment, %host, why = ?why, "stopping replica");
         let command = ReplicaCommand {
             protocol: PROTOCOL,
@@ -606,11 +460,11 @@ impl Controller {
                 Ok(Reply::Ok { .. } | Reply::NotFound) => {}
                 Ok(other) => {
                     tracing::warn!(%replica, %host, reply = ?other, "stop not accepted");
-                    lock(&me.book).stopping.remove(&replica);
+                    lock(&me.observed).stop_failed(&replica);
                 }
                 Err(e) => {
                     tracing::warn!(%replica, %host, error = %e, "stop not delivered");
-                    lock(&me.book).stopping.remove(&replica);
+                    lock(&me.observed).stop_failed(&replica);
                 }
             }
         });
@@ -640,20 +494,21 @@ impl Controller {
     async fn write_statuses(&self, current: &[Replica], unschedulable: &BTreeMap<String, String>) {
         let statuses: Vec<(String, Option<DeploymentStatus>)> = {
             let desired = lock(&self.desired);
-            let mut book = lock(&self.book);
+            let mut observed = lock(&self.observed);
+            let written = lock(&self.written);
             let mut out: Vec<(String, Option<DeploymentStatus>)> = desired
                 .iter()
                 .map(|(name, entry)| {
                     let mine: Vec<&Replica> =
                         current.iter().filter(|r| r.deployment == *name).collect();
                     let seen = Seen {
-                        messages: &book.messages,
-                        last_failure: book.last_failure.get(name),
+                        messages: observed.messages(),
+                        last_failure: observed.last_failure(name),
                     };
                     let status = status_of(entry, &mine, unschedulable.get(name), &seen);
                     (name.clone(), Some(status))
                 })
-                .filter(|(name, status)| book.written.get(name) != status.as_ref())
+                .filter(|(name, status)| written.get(name) != status.as_ref())
                 .collect();
             // A failure is history once every wanted replica is up to date and ready.
             for (name, status) in &out {
@@ -663,11 +518,11 @@ impl Controller {
                         .any(|c| c.kind == "Progressing" && c.reason == "NewReplicasAvailable")
                 });
                 if settled {
-                    book.last_failure.remove(name);
+                    observed.settled(name);
                 }
             }
             // Deleted deployments lose their status once their replicas are gone.
-            for name in book.written.keys() {
+            for name in written.keys() {
                 if !desired.contains_key(name) && !current.iter().any(|r| r.deployment == *name) {
                     out.push((name.clone(), None));
                 }
@@ -681,10 +536,10 @@ impl Controller {
             };
             match result {
                 Ok(()) => {
-                    let mut book = lock(&self.book);
+                    let mut written = lock(&self.written);
                     match status {
-                        Some(s) => book.written.insert(name, s),
-                        None => book.written.remove(&name),
+                        Some(s) => written.insert(name, s),
+                        None => written.remove(&name),
                     };
                 }
                 Err(e) => tracing::warn!(deployment = %name, error = %e, "status not written"),

@@ -3,6 +3,7 @@
 
 use super::DesiredEntry;
 use crate::counts::{Counts, minimum_available};
+use crate::observed::Failure;
 use crate::scheduler::Replica;
 use crate::store::{Condition, DeploymentStatus, Placement};
 use std::collections::HashMap;
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 pub(super) struct Seen<'a> {
     pub(super) messages: &'a HashMap<String, String>,
     /// The deployment's last failed replica: id, host, message.
-    pub(super) last_failure: Option<&'a (String, String, String)>,
+    pub(super) last_failure: Option<&'a Failure>,
 }
 
 /// A deployment's status from the replicas on live hosts.
@@ -111,7 +112,11 @@ pub(super) fn status_of(
     });
     // The last failure stays visible until every wanted replica is up to date and ready.
     status.conditions.push(match seen.last_failure {
-        Some((replica, host, message)) if !done => condition(
+        Some(Failure {
+            replica,
+            host,
+            message,
+        }) if !done => condition(
             "ReplicaFailure",
             true,
             "FailedStart",
