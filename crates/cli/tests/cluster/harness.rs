@@ -181,6 +181,9 @@ pub struct Nats {
 #[derive(Default)]
 pub struct NatsExtra {
     pub text: String,
+    /// Servers do not tell clients about the other nodes, so a client stays on the nodes
+    /// its URL names (a way to cut one process off while the rest stay connected).
+    pub no_advertise: bool,
 }
 
 impl Nats {
@@ -212,8 +215,9 @@ impl Nats {
                     .map(|(_, (_, r))| format!("nats-route://127.0.0.1:{r}"))
                     .collect();
                 text.push_str(&format!(
-                    "cluster {{ name: hearth, listen: 127.0.0.1:{route_port}, routes: [{}] }}\n",
-                    routes.join(", ")
+                    "cluster {{ name: hearth, listen: 127.0.0.1:{route_port}, routes: [{}], no_advertise: {} }}\n",
+                    routes.join(", "),
+                    extra.no_advertise
                 ));
             }
             text.push_str(&extra.text);
@@ -275,6 +279,11 @@ impl Nats {
 
     pub fn url(&self) -> String {
         self.url_with("nats")
+    }
+
+    /// Node `i`'s client URL alone.
+    pub fn node_url(&self, i: usize) -> String {
+        format!("nats://{}:{}", self.nodes[i].ip, self.nodes[i].port)
     }
 
     pub fn len(&self) -> usize {

@@ -5,7 +5,8 @@
 //! replicas the operator placed.
 
 use crate::harness::{
-    Cluster, Host, Load, Nats, Proc, failures, hello_deployment, serial, start_host, try_get,
+    Cluster, Host, Load, Nats, NatsExtra, Proc, failures, hello_deployment, serial, start_host,
+    try_get,
 };
 use crate::support::{TempDir, wasm};
 use hearth_kube_standin::ApiServer;
@@ -80,9 +81,15 @@ impl Kube {
 /// Starts `hearth operator` as one of the cluster's controllers (so a failing wait prints
 /// its log); its index there.
 fn start_operator(cluster: &mut Cluster, kube: &Kube, id: &str) -> usize {
+    let url = cluster.url();
+    start_operator_on(cluster, kube, id, &url)
+}
+
+/// [`start_operator`] connected to the NATS servers of `url` only.
+fn start_operator_on(cluster: &mut Cluster, kube: &Kube, id: &str, url: &str) -> usize {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
     command
-        .args(["operator", "--nats", &cluster.url(), "--id", id])
+        .args(["operator", "--nats", url, "--id", id])
         .args(["--lease-namespace", "default", "--lease-seconds", "3"])
         .env("KUBECONFIG", &kube.config)
         .env("RUST_LOG", "info");
@@ -378,4 +385,76 @@ spec:
         "jsonpath={.status.conditions[?(@.type==\"Progressing\")].message}",
     ]);
     assert_eq!(described, message);
+}
+
+/// The names of a deployment's `Workload` objects, and whether any is being deleted.
+fn replica_names(kube: &Kube, deployment: &str) -> (Vec<String>, bool) {
+    let replicas = kube.replicas(deployment);
+    let mut names: Vec<String> = replicas
+        .iter()
+        .map(|r| r["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    let deleting = replicas
+        .iter()
+        .any(|r| r["metadata"]["deletionTimestamp"].is_string());
+    (names, deleting)
+}
+
+#[test]
+fn an_operator_cut_off_from_nats_deletes_nothing_and_carries_on_when_back() {
+    let _serial = serial();
+    // Three NATS nodes that do not advertise each other: the hosts use nodes 1 and 2, the
+    // operator node 3 alone, so killing node 3 cuts the operator off and nothing else.
+    let nats = Nats::start_with(
+        3,
+        NatsExtra {
+            no_advertise: true,
+            ..NatsExtra::default()
+        },
+    );
+    let hosts_url = format!("{},{}", nats.node_url(0), nats.node_url(1));
+    let operator_url = nats.node_url(2);
+    let hosts = vec![
+        start_host(&hosts_url, "h1", &[]),
+        start_host(&hosts_url, "h2", &[]),
+    ];
+    let mut cluster = Cluster::assemble(nats, hosts, Vec::new());
+    let kube = Kube::start();
+    let op = start_operator_on(&mut cluster, &kube, "op-1", &operator_url);
+    kube.apply("steady", &hello_deployment("steady", 2, "still", ""));
+    wait_rolled_out(&cluster, &kube, "steady", 2);
+    let (before, _) = replica_names(&kube, "steady");
+
+    cluster.nats.kill_node(2);
+    // Well past a host's heartbeat timeout: every host looks silent from here.
+    let cut = Instant::now();
+    while cut.elapsed() < Duration::from_secs(8) {
+        let (names, deleting) = replica_names(&kube, "steady");
+        assert_eq!(
+            names, before,
+            "a replica object went while the operator was cut off"
+        );
+        assert!(
+            !deleting,
+            "a replica object is being deleted while the operator is cut off"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(cluster.controllers[op].has_log("not connected to NATS"));
+    let body = greeting(&cluster).expect("the replicas serve throughout");
+    assert!(body.contains("still"), "{body}");
+
+    cluster.nats.start_node(2);
+    cluster.eventually(Duration::from_secs(30), "the operator acts again", || {
+        (cluster.controllers[op].count_logs("acting term=") >= 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        replica_names(&kube, "steady"),
+        (before, false),
+        "nothing replaced"
+    );
+    kube.ok(&["scale", "wd/steady", "--replicas=3"]);
+    wait_rolled_out(&cluster, &kube, "steady", 3);
 }

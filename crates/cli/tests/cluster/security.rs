@@ -103,7 +103,13 @@ authorization {{
         cert.display(),
         key.display()
     );
-    let nats = Nats::start_with(1, NatsExtra { text: extra });
+    let nats = Nats::start_with(
+        1,
+        NatsExtra {
+            text: extra,
+            ..NatsExtra::default()
+        },
+    );
     let url = nats.url_with("tls");
     let ca_arg = ca.to_str().unwrap();
 

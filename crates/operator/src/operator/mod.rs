@@ -260,13 +260,13 @@ impl Ctx {
         let mut last = None;
         loop {
             // Say when this operator starts or stops acting, and why.
-            let now = self.acting().err();
-            if now != last {
+            let now = self.acting();
+            if now.err() != last {
                 match now {
-                    Some(reason) => tracing::info!(reason, "not acting"),
-                    None => tracing::info!("acting"),
+                    Err(reason) => tracing::info!(reason, "not acting"),
+                    Ok(term) => tracing::info!(term, "acting"),
                 }
-                last = now;
+                last = now.err();
             }
             match self.elector.step().await {
                 Ok(Change::None) => {}
