@@ -23,6 +23,8 @@
 
 mod deployments;
 mod hosts;
+#[cfg(test)]
+mod scenarios;
 mod workloads;
 
 use crate::crd::{Workload, WorkloadDeployment};
@@ -112,25 +114,7 @@ pub async fn run(
     let workloads_api: Api<Workload> = scoped(&client, config.namespace.as_deref());
     let deployments = Controller::new(deployments_api, watcher::Config::default());
     let workloads = Controller::new(workloads_api.clone(), watcher::Config::default());
-    let reporter = Reporter {
-        controller: replicas::FIELD_MANAGER.into(),
-        instance: Some(config.lease.identity.clone()),
-    };
-    let ctx = Arc::new(Ctx {
-        elector: Elector::new(client.clone(), config.lease.clone()),
-        observed: Mutex::new(Observed::new(config.host_timeout)),
-        connected_since: Mutex::new(None),
-        synced: AtomicBool::new(false),
-        deployments: deployments.store(),
-        workloads: workloads.store(),
-        prepared: Mutex::new(HashMap::new()),
-        recorder: Recorder::new(client.clone(), reporter),
-        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-        stop_attempts: Mutex::new(HashMap::new()),
-        config,
-        client,
-        nats,
-    });
+    let ctx = Ctx::new(config, client, nats, deployments.store(), workloads.store());
     let (changed_tx, changed) = tokio::sync::watch::channel(0u64);
     let (stop_tx, stopped) = tokio::sync::watch::channel(false);
     let tasks = [
@@ -227,6 +211,34 @@ fn error_policy<K>(_object: Arc<K>, error: &Error, _ctx: Arc<Ctx>) -> Action {
 }
 
 impl Ctx {
+    fn new(
+        config: Config,
+        client: kube::Client,
+        nats: async_nats::Client,
+        deployments: Store<WorkloadDeployment>,
+        workloads: Store<Workload>,
+    ) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: replicas::FIELD_MANAGER.into(),
+            instance: Some(config.lease.identity.clone()),
+        };
+        Arc::new(Self {
+            elector: Elector::new(client.clone(), config.lease.clone()),
+            observed: Mutex::new(Observed::new(config.host_timeout)),
+            connected_since: Mutex::new(None),
+            synced: AtomicBool::new(false),
+            deployments,
+            workloads,
+            prepared: Mutex::new(HashMap::new()),
+            recorder: Recorder::new(client.clone(), reporter),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            stop_attempts: Mutex::new(HashMap::new()),
+            config,
+            client,
+            nats,
+        })
+    }
+
     /// The term to act with, or why this operator must not act now (the partition guard).
     fn acting(&self) -> Result<u64, &'static str> {
         let connected = self.nats.connection_state() == async_nats::connection::State::Connected;
