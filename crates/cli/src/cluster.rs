@@ -575,10 +575,7 @@ pub struct ControllerArgs {
 pub fn controller(args: ControllerArgs) -> ExitCode {
     crate::logging::init(args.log_format);
     let result = block_on(async move {
-        let id = args.id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            format!("{}-{}", host.trim(), std::process::id())
-        });
+        let id = args.id.clone().unwrap_or_else(default_id);
         let client = args
             .auth
             .connect_forever(&args.nats, &format!("hearth-controller-{id}"))
@@ -601,6 +598,17 @@ pub fn controller(args: ControllerArgs) -> ExitCode {
         controller.run(crate::run::shutdown_signal()).await;
         Ok::<(), String>(())
     });
+    exit_on(result)
+}
+
+/// A long-running process's name when none is given: host name and process id.
+pub(crate) fn default_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
+/// The exit status of a long-running command: success, or its error printed.
+pub(crate) fn exit_on(result: Result<Result<(), String>, String>) -> ExitCode {
     match result.and_then(|r| r) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,6 +1,7 @@
 //! `hearth operator`: the Kubernetes operator, and `hearth operator crd`.
 
-use crate::{EXIT_FAILED, cluster::block_on};
+use crate::EXIT_FAILED;
+use crate::cluster::{block_on, default_id, exit_on};
 use clap::{Args, Subcommand};
 use hearth_cluster::nats::NatsAuth;
 use hearth_operator::leader::LeaseConfig;
@@ -66,10 +67,7 @@ pub fn main(args: OperatorArgs) -> ExitCode {
         return ExitCode::from(crate::EXIT_INVALID);
     };
     let result = block_on(async move {
-        let id = args.id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            format!("{}-{}", host.trim(), std::process::id())
-        });
+        let id = args.id.clone().unwrap_or_else(default_id);
         let kube = operator::kube_client().await?;
         let client = args
             .auth
@@ -92,11 +90,5 @@ pub fn main(args: OperatorArgs) -> ExitCode {
         operator::run(config, kube, client, crate::run::shutdown_signal()).await;
         Ok::<(), String>(())
     });
-    match result.and_then(|r| r) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    exit_on(result)
 }

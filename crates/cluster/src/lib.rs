@@ -6,10 +6,12 @@
 //! - `agent`: what makes a `hearth host` a cluster member (heartbeats, commands);
 //! - `controller`: watches desired state and heartbeats and makes them meet (`status.rs`:
 //!   the status it writes);
+//! - [`commands`]: commands to hosts, bounded and timed out;
 //! - [`observed`]: heartbeats with a controller's overlays, its view for planning;
 //! - [`counts`]: replica counts and the availability minimum, shared with the operator.
 
 pub mod agent;
+pub mod commands;
 pub mod controller;
 pub mod counts;
 pub mod deployment;

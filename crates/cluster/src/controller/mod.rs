@@ -12,6 +12,7 @@
 //! lease recently, and it has read the desired state. It never stops or replaces replicas
 //! because *it* cannot see the hosts.
 
+use crate::commands::Commands;
 use crate::deployment;
 use crate::observed::Observed;
 use crate::protocol::{
@@ -25,7 +26,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 
 mod status;
 use status::{Seen, status_of};
@@ -53,11 +53,6 @@ impl ControllerConfig {
         }
     }
 }
-
-/// Commands in flight at once.
-const MAX_IN_FLIGHT: usize = 64;
-/// How long a host has to answer a command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A deployment as read from the store.
 struct DesiredEntry {
@@ -89,7 +84,7 @@ pub struct Controller {
     desired_loaded: std::sync::atomic::AtomicBool,
     lead: Mutex<Leadership>,
     connected_since: Mutex<Option<Instant>>,
-    in_flight: Arc<Semaphore>,
+    commands: Commands,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -99,6 +94,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Controller {
     pub fn new(config: ControllerConfig, client: Client, store: Store) -> Arc<Self> {
         Arc::new(Self {
+            commands: Commands::new(client.clone()),
             observed: Mutex::new(Observed::new(config.host_timeout)),
             written: Mutex::new(HashMap::new()),
             config,
@@ -108,7 +104,6 @@ impl Controller {
             desired_loaded: std::sync::atomic::AtomicBool::new(false),
             lead: Mutex::new(Leadership::default()),
             connected_since: Mutex::new(None),
-            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         })
     }
 
@@ -476,19 +471,7 @@ impl Controller {
         verb: subject::Verb,
         payload: bytes::Bytes,
     ) -> Result<Reply, String> {
-        let _permit = Arc::clone(&self.in_flight)
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        let request = async_nats::Request::new()
-            .payload(payload)
-            .timeout(Some(COMMAND_TIMEOUT));
-        let message = self
-            .client
-            .send_request(subject::command(host, verb), request)
-            .await
-            .map_err(|e| format!("no answer from host `{host}`: {e}"))?;
-        protocol::decode::<Reply>(&message.payload)
+        self.commands.send(host, verb, payload).await
     }
 
     async fn write_statuses(&self, current: &[Replica], unschedulable: &BTreeMap<String, String>) {

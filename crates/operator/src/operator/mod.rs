@@ -31,6 +31,7 @@ use crate::crd::{Workload, WorkloadDeployment};
 use crate::leader::{Change, Elector, LeaseConfig};
 use crate::replicas;
 use futures::StreamExt;
+use hearth_cluster::commands::Commands;
 use hearth_cluster::deployment::Prepared;
 use hearth_cluster::observed::Observed;
 use hearth_cluster::protocol::{self, PROTOCOL, ReplicaCommand, Reply, StartCommand, subject};
@@ -46,12 +47,6 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
-
-/// Commands in flight at once.
-const MAX_IN_FLIGHT: usize = 64;
-/// How long a host has to answer a command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the operator runs.
 #[derive(Debug, Clone)]
@@ -94,7 +89,7 @@ pub(crate) struct Ctx {
     workloads: Store<Workload>,
     prepared: Mutex<HashMap<(String, i64), Arc<Prepare>>>,
     recorder: Recorder,
-    in_flight: Arc<Semaphore>,
+    commands: Commands,
     /// Stop attempts per `Workload` uid, for the finalizer's bound.
     stop_attempts: Mutex<HashMap<String, (u32, Instant)>>,
 }
@@ -223,6 +218,7 @@ impl Ctx {
             instance: Some(config.lease.identity.clone()),
         };
         Arc::new(Self {
+            commands: Commands::new(nats.clone()),
             elector: Elector::new(client.clone(), config.lease.clone()),
             observed: Mutex::new(Observed::new(config.host_timeout)),
             connected_since: Mutex::new(None),
@@ -231,7 +227,6 @@ impl Ctx {
             workloads,
             prepared: Mutex::new(HashMap::new()),
             recorder: Recorder::new(client.clone(), reporter),
-            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             stop_attempts: Mutex::new(HashMap::new()),
             config,
             client,
@@ -403,19 +398,7 @@ impl Ctx {
         verb: subject::Verb,
         payload: bytes::Bytes,
     ) -> Result<Reply, String> {
-        let _permit = Arc::clone(&self.in_flight)
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        let request = async_nats::Request::new()
-            .payload(payload)
-            .timeout(Some(COMMAND_TIMEOUT));
-        let message = self
-            .nats
-            .send_request(subject::command(host, verb), request)
-            .await
-            .map_err(|e| format!("no answer from host `{host}`: {e}"))?;
-        protocol::decode::<Reply>(&message.payload)
+        self.commands.send(host, verb, payload).await
     }
 
     /// Publishes an Event about `object`; a failure to publish is logged, never fatal.
