@@ -15,6 +15,7 @@ mod get;
 mod host;
 mod inspect;
 mod logging;
+mod metrics;
 mod new;
 mod oci;
 mod operator;
@@ -213,8 +214,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run::main(args),
-        Command::Host(args) => host::main(args),
+        Command::Run(args) => {
+            metrics::install();
+            run::main(args)
+        }
+        Command::Host(args) => {
+            metrics::install();
+            host::main(args)
+        }
         Command::Controller(args) => cluster::controller(args),
         Command::Scale(args) => cluster::scale(&args),
         Command::Operator {
@@ -225,7 +232,10 @@ fn main() -> ExitCode {
             command: None,
             args,
         } => operator::main(args),
-        Command::Dev(args) => dev::main(args),
+        Command::Dev(args) => {
+            metrics::install();
+            dev::main(args)
+        }
         Command::Validate { manifests } => {
             logging::init(logging::LogFormat::Human);
             validate::main(&manifests)

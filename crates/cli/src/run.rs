@@ -264,6 +264,7 @@ pub(crate) async fn serve_admin(
     let api = Arc::new(AdminApi {
         workloads: Arc::clone(workloads),
         token,
+        metrics: crate::metrics::renderer(workloads),
     });
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;

@@ -12,7 +12,7 @@ mod responses;
 mod router;
 mod server;
 
-pub use admin::{AdminApi, MAX_BODY, WorkloadStatus, serve_admin, workload_status};
+pub use admin::{AdminApi, MAX_BODY, RenderMetrics, WorkloadStatus, serve_admin, workload_status};
 pub use forward::{FORWARDED_BY, Forward, NO_REPLICA};
 pub use router::{Deployed, Router, Snapshot};
 pub use server::{Ingress, ServeOptions, serve};

@@ -31,6 +31,15 @@ pub(crate) fn owned_text(status: StatusCode, body: String) -> Response<OutgoingB
     with_body(status, TEXT, Bytes::from(body))
 }
 
+/// Metrics in the Prometheus text exposition format.
+pub(crate) fn prometheus(body: String) -> Response<OutgoingBody> {
+    with_body(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        Bytes::from(body),
+    )
+}
+
 /// `value` as pretty JSON (a `500` if it cannot be rendered).
 pub(crate) fn json_value<T: serde::Serialize>(value: &T) -> Response<OutgoingBody> {
     match serde_json::to_vec_pretty(value) {

@@ -138,7 +138,9 @@ fn build_components(
         })?;
         let (proxy, handler) = entry_points(workload, part.part, &pre)?;
         let name: Arc<str> = workload.name.as_str().into();
+        let component_name: Arc<str> = spec.name.as_str().into();
         let runtime = Arc::new(ComponentRuntime {
+            metrics: crate::metrics::ComponentMetrics::new(&name, &component_name),
             template: StateTemplate::new(
                 &name,
                 spec.name.as_str().into(),

@@ -123,6 +123,7 @@ pub struct ComponentRuntime {
     pub(crate) _code: Arc<wasmtime::component::Component>,
     pub(crate) gate: Gate,
     pub(crate) stats: ComponentStats,
+    pub(crate) metrics: crate::metrics::ComponentMetrics,
 }
 
 impl ComponentRuntime {

@@ -12,6 +12,7 @@ mod lifecycle;
 mod links;
 mod manifests;
 mod messaging;
+mod metrics;
 mod new;
 mod oci;
 mod routing;

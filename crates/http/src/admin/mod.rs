@@ -7,6 +7,7 @@
 //! | `GET /v1/workloads/{name}` | one workload's status, or `404` |
 //! | `PUT /v1/workloads/{name}` | apply a manifest document (YAML or JSON): `201` created, `200` configured or unchanged |
 //! | `DELETE /v1/workloads/{name}` | delete it, once drained: `200`, or `404` |
+//! | `GET /metrics` | Prometheus text exposition (when the process records metrics) |
 //!
 //! With a token, every request but `/healthz` needs `Authorization: Bearer <token>`, compared
 //! in constant time; a refusal is `401` and is logged with the peer's address, never the
@@ -41,7 +42,12 @@ pub struct AdminApi {
     /// The bearer token every request but `/healthz` must carry; `None` allows all (only
     /// ever on a loopback address: the CLI refuses anything else).
     pub token: Option<String>,
+    /// Renders `GET /metrics`; `None` answers `404`.
+    pub metrics: Option<RenderMetrics>,
 }
+
+/// Renders every metric in the Prometheus text exposition format.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl AdminApi {
     /// Whether `req` carries the token (or none is needed).
@@ -102,6 +108,11 @@ async fn route(api: &AdminApi, peer: SocketAddr, req: Request<Incoming>) -> Resp
         );
     }
     match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/metrics") => match &api.metrics {
+            Some(render) => responses::prometheus(render()),
+            None => responses::text(StatusCode::NOT_FOUND, "404 Not Found: metrics are off\n"),
+        },
+        (_, "/metrics") => method_not_allowed(),
         (Method::GET, "/v1/workloads") => {
             responses::json_value(&workload_status(&api.workloads.list()))
         }

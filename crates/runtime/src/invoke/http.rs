@@ -3,9 +3,11 @@
 //! response (its body keeps streaming from the instance, which holds its gate slot until done).
 
 use super::{Admission, InvokeError};
+use crate::metrics::Outcome;
 use crate::workload::ComponentRuntime;
 use bytes::Bytes;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
@@ -23,11 +25,13 @@ impl ComponentRuntime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let Some(proxy) = self.proxy.clone() else {
-            return self.record(Err(InvokeError::NotExported(
-                crate::plan::world::HTTP_HANDLER,
-            )));
+            return self.record(
+                Err(InvokeError::NotExported(crate::plan::world::HTTP_HANDLER)),
+                Instant::now(),
+            );
         };
         let mut invocation = self.admit(Admission::Bounded).await?;
+        let admitted = Instant::now();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let http = invocation.store.data_mut();
         let (req, out) = match (
@@ -35,7 +39,9 @@ impl ComponentRuntime {
             http.http().new_response_outparam(tx),
         ) {
             (Ok(req), Ok(out)) => (req, out),
-            (Err(e), _) | (_, Err(e)) => return self.record(Err(InvokeError::Guest(e))),
+            (Err(e), _) | (_, Err(e)) => {
+                return self.record(Err(InvokeError::Guest(e)), admitted);
+            }
         };
 
         let this = Arc::clone(self);
@@ -68,6 +74,8 @@ impl ComponentRuntime {
                 ))),
             }),
         };
-        this.record(answer)
+        this.record_as(answer, admitted, |response| {
+            Outcome::of_status(response.status().as_u16())
+        })
     }
 }

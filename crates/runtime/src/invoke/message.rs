@@ -52,9 +52,12 @@ impl ComponentRuntime {
             permit: _permit,
         } = invocation;
         let Some(handler) = &self.handler else {
-            return self.record(Err(InvokeError::NotExported(
-                crate::plan::world::MESSAGE_HANDLER,
-            )));
+            return self.record(
+                Err(InvokeError::NotExported(
+                    crate::plan::world::MESSAGE_HANDLER,
+                )),
+                std::time::Instant::now(),
+            );
         };
         let message = BrokerMessage {
             subject: m.subject,

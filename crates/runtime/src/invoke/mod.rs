@@ -16,6 +16,7 @@ pub(crate) mod http;
 pub(crate) mod message;
 
 use crate::gate::Permit;
+use crate::metrics::Outcome;
 use crate::state::InvocationState;
 use crate::workload::ComponentRuntime;
 use std::future::Future;
@@ -86,12 +87,14 @@ impl ComponentRuntime {
     /// Gate, then a fresh store with the component's deadline.
     pub(crate) async fn admit(&self, admission: Admission) -> Result<Invocation, InvokeError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let entered = Instant::now();
         let permit = match admission {
             Admission::Bounded => self.gate.enter().await,
             Admission::Patient => self.gate.enter_patiently().await,
         };
+        self.metrics.queued(entered.elapsed());
         let Some(permit) = permit else {
-            return Err(self.record_err(InvokeError::Overloaded));
+            return self.record(Err(InvokeError::Overloaded), entered);
         };
         let timeout = Duration::from_millis(self.limits.timeout_ms);
         let deadline = Instant::now() + timeout;
@@ -111,18 +114,39 @@ impl ComponentRuntime {
         timeout: Duration,
         call: impl Future<Output = wasmtime::Result<R>>,
     ) -> Result<R, InvokeError> {
-        self.record(within(deadline, timeout, call).await)
+        let admitted = deadline.checked_sub(timeout).unwrap_or(deadline);
+        self.record(within(deadline, timeout, call).await, admitted)
     }
 
-    /// Counts `result` in the component's stats (and logs a failure): every invocation passes
-    /// here exactly once.
-    pub(crate) fn record<R>(&self, result: Result<R, InvokeError>) -> Result<R, InvokeError> {
+    /// Counts `result` in the component's stats and metrics, `since` its admission (and logs
+    /// a failure): every invocation passes here exactly once.
+    pub(crate) fn record<R>(
+        &self,
+        result: Result<R, InvokeError>,
+        since: Instant,
+    ) -> Result<R, InvokeError> {
+        self.record_as(result, since, |_| Outcome::Ok)
+    }
+
+    /// [`ComponentRuntime::record`], with the outcome of a success read from its value (an
+    /// HTTP response's status).
+    pub(crate) fn record_as<R>(
+        &self,
+        result: Result<R, InvokeError>,
+        since: Instant,
+        outcome: impl FnOnce(&R) -> Outcome,
+    ) -> Result<R, InvokeError> {
+        let took = since.elapsed();
         match result {
             Ok(value) => {
                 self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                self.metrics.outcome(outcome(&value), took);
                 Ok(value)
             }
-            Err(e) => Err(self.record_err(e)),
+            Err(e) => {
+                self.metrics.outcome(Outcome::of_error(&e), took);
+                Err(self.record_err(e))
+            }
         }
     }
 

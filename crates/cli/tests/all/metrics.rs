@@ -1,0 +1,138 @@
+//! `GET /metrics` on the admin listener, scraped by a real Prometheus server (Debian's
+//! `prometheus`, started here on loopback): the request and trap counters it stores are the
+//! ones the requests made. And `/metrics` is behind the admin token like the rest.
+
+use crate::support::{Hearth, TempDir, free_port, request, wasm, workload};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A Prometheus server scraping `target` every second.
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    fn start(target: SocketAddr) -> Self {
+        let dir = TempDir::new("prometheus");
+        let config = dir.write(
+            "prometheus.yml",
+            format!(
+                "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: hearth\n    static_configs: [{{ targets: [\"{target}\"] }}]\n"
+            ),
+        );
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (scripts/setup installs it)");
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// The value of an instant query with one result, once it has one.
+    fn value(&self, query: &str) -> Option<f64> {
+        let path = format!("/api/v1/query?query={}", percent_encode(query));
+        let resp = std::panic::catch_unwind(|| request(self.addr, "localhost", &path)).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&resp.body).ok()?;
+        json["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Waits until `query` answers `wanted`.
+    fn wait_for(&self, query: &str, wanted: f64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = None;
+        while Instant::now() < deadline {
+            last = self.value(query);
+            if last == Some(wanted) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("Prometheus never answered {wanted} to {query}; last answer {last:?}");
+    }
+}
+
+/// Query strings for the HTTP API: everything but unreserved characters escaped.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn prometheus_scrapes_request_and_trap_counts() {
+    let dir = TempDir::new("metrics");
+    let manifest = dir.write(
+        "w.yaml",
+        workload(
+            "shop",
+            &format!(
+                "    - name: hello\n      image: {}\n      http: {{ path: /hello }}\n    - name: f\n      image: {}\n      http: {{}}\n",
+                wasm("hello"),
+                wasm("faults")
+            ),
+        ),
+    );
+    let host = Hearth::start(&[&manifest]);
+    let prometheus = Prometheus::start(host.admin);
+    for _ in 0..7 {
+        assert_eq!(host.get("x", "/hello").status, 200);
+    }
+    assert_eq!(host.get("x", "/trap").status, 500);
+    prometheus.wait_for(
+        r#"hearth_component_invocations_total{workload="shop",component="hello",outcome="ok"}"#,
+        7.0,
+    );
+    prometheus.wait_for(
+        r#"hearth_component_invocations_total{workload="shop",component="f",outcome="trapped"}"#,
+        1.0,
+    );
+    prometheus.wait_for(
+        r#"hearth_component_duration_seconds_count{workload="shop",component="hello"}"#,
+        7.0,
+    );
+    prometheus.wait_for("hearth_workloads", 1.0);
+    // More requests move the counter on.
+    for _ in 0..3 {
+        host.get("x", "/hello");
+    }
+    prometheus.wait_for(
+        r#"hearth_component_invocations_total{workload="shop",component="hello",outcome="ok"}"#,
+        10.0,
+    );
+}
+
+#[test]
+fn metrics_need_the_admin_token_when_one_is_set() {
+    let host = Hearth::with_token("metrics-token", &[]);
+    assert_eq!(host.admin_get("/metrics").status, 401);
+    let resp = host.admin_send("GET", "/metrics", b"");
+    assert_eq!(resp.status, 200);
+    assert!(resp.text().contains("hearth_workloads"), "{}", resp.text());
+}

@@ -1,0 +1,152 @@
+//! Metrics through the `metrics` facade: whichever recorder the process installs (the CLI
+//! installs a Prometheus one) receives them; with none installed they cost nothing.
+//!
+//! Hot-path numbers are pre-registered handles per component ([`ComponentMetrics`]), so an
+//! invocation only bumps atomics: no label formatting, no registry lookup. Numbers that are
+//! states rather than events (in-flight instances, service state and restarts, the
+//! workload count) are read at scrape time by [`collect`].
+//!
+//! Labels are `workload` and `component` (or `service`) only: never a path or a client, so
+//! cardinality is bounded by what is deployed.
+
+use crate::invoke::InvokeError;
+use crate::service::ServiceState;
+use crate::workload::RunningWorkload;
+use metrics::{Counter, Histogram, counter, gauge, histogram};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Invocations of a component, by outcome.
+pub const INVOCATIONS: &str = "hearth_component_invocations_total";
+/// Time from admission to the answer (an HTTP response's head), seconds.
+pub const DURATION: &str = "hearth_component_duration_seconds";
+/// Time waiting at the component's gate for a slot, seconds.
+pub const QUEUE_WAIT: &str = "hearth_component_queue_wait_seconds";
+
+/// How an invocation ended, as the `outcome` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered (for HTTP: a status below 400).
+    Ok,
+    /// The guest answered 4xx.
+    ClientError,
+    /// The guest answered 5xx, returned an error code, or failed without trapping.
+    ServerError,
+    /// Refused: the component was saturated or the instance pool full (`503`).
+    Rejected,
+    /// Interrupted at the deadline (`504`).
+    TimedOut,
+    /// The guest trapped (`500`).
+    Trapped,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 6] = [
+        Outcome::Ok,
+        Outcome::ClientError,
+        Outcome::ServerError,
+        Outcome::Rejected,
+        Outcome::TimedOut,
+        Outcome::Trapped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ClientError => "client_error",
+            Outcome::ServerError => "server_error",
+            Outcome::Rejected => "rejected",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Trapped => "trapped",
+        }
+    }
+
+    /// The outcome of a failed invocation.
+    pub fn of_error(e: &InvokeError) -> Self {
+        match e {
+            InvokeError::Overloaded => Outcome::Rejected,
+            InvokeError::Timeout(_) => Outcome::TimedOut,
+            InvokeError::Guest(err) if err.downcast_ref::<wasmtime::Trap>().is_some() => {
+                Outcome::Trapped
+            }
+            InvokeError::Guest(_) | InvokeError::ErrorCode(_) | InvokeError::NotExported(_) => {
+                Outcome::ServerError
+            }
+        }
+    }
+
+    /// The outcome of an HTTP answer with `status`.
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            500.. => Outcome::ServerError,
+            400..500 => Outcome::ClientError,
+            _ => Outcome::Ok,
+        }
+    }
+}
+
+/// One component's handles, registered once when it is built.
+pub(crate) struct ComponentMetrics {
+    outcomes: [Counter; 6],
+    duration: Histogram,
+    queue_wait: Histogram,
+}
+
+impl ComponentMetrics {
+    pub(crate) fn new(workload: &Arc<str>, component: &Arc<str>) -> Self {
+        let labels = || {
+            [
+                ("workload", workload.to_string()),
+                ("component", component.to_string()),
+            ]
+        };
+        Self {
+            outcomes: Outcome::ALL.map(|o| {
+                counter!(
+                    INVOCATIONS,
+                    "workload" => workload.to_string(),
+                    "component" => component.to_string(),
+                    "outcome" => o.as_str()
+                )
+            }),
+            duration: histogram!(DURATION, &labels()),
+            queue_wait: histogram!(QUEUE_WAIT, &labels()),
+        }
+    }
+
+    pub(crate) fn outcome(&self, outcome: Outcome, took: Duration) {
+        self.outcomes[outcome as usize].increment(1);
+        self.duration.record(took.as_secs_f64());
+    }
+
+    pub(crate) fn queued(&self, waited: Duration) {
+        self.queue_wait.record(waited.as_secs_f64());
+    }
+}
+
+/// Sets the gauges that describe states, from `workloads` as they are now: call it just
+/// before rendering a scrape.
+pub fn collect(workloads: &[Arc<RunningWorkload>]) {
+    gauge!("hearth_workloads").set(workloads.len() as f64);
+    for w in workloads {
+        for c in &w.components {
+            let stats = c.stats();
+            gauge!(
+                "hearth_component_in_flight",
+                "workload" => w.name.to_string(),
+                "component" => c.name.to_string()
+            )
+            .set(f64::from(stats.in_flight));
+        }
+        if let Some(service) = &w.service {
+            let status = service.status(Vec::new());
+            let labels = [
+                ("workload", w.name.to_string()),
+                ("service", "service".to_string()),
+            ];
+            gauge!("hearth_service_restarts", &labels).set(f64::from(status.restarts));
+            gauge!("hearth_service_up", &labels)
+                .set(f64::from(u8::from(status.state == ServiceState::Running)));
+        }
+    }
+}
