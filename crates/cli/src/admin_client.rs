@@ -229,6 +229,68 @@ impl AdminClient {
         self.exchange("PUT", path, headers, Some(body), CHANGE_TIMEOUT)
     }
 
+    /// `GET path`, answered by a stream of lines (chunked): `on_line` gets each line as it
+    /// arrives until the server ends the stream or `on_line` returns `false`. An answer other
+    /// than `200` is returned whole instead.
+    pub fn stream_lines(
+        &self,
+        path: &str,
+        mut on_line: impl FnMut(&str) -> bool,
+    ) -> Result<Option<Response>, AdminError> {
+        use std::io::BufRead;
+        let addr = self.addr;
+        let io = |source| AdminError::Exchange { addr, source };
+        let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+            .map_err(|source| AdminError::Unreachable { addr, source })?;
+        stream
+            .write_all(&self.request("GET", path, &[], None))
+            .map_err(io)?;
+        let mut reader = std::io::BufReader::new(stream);
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            if reader.read_until(b'\n', &mut head).map_err(io)? == 0 {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let (status, _) = parse_status_line(text.lines().next().unwrap_or_default())
+            .map_err(|why| AdminError::Malformed { addr, why })?;
+        if status == 401 {
+            return Err(AdminError::Unauthorized { addr });
+        }
+        if status != 200 {
+            let mut raw = head;
+            reader.read_to_end(&mut raw).map_err(io)?;
+            return parse_response(&raw)
+                .map(Some)
+                .map_err(|why| AdminError::Malformed { addr, why });
+        }
+        // Chunks, re-split into lines: a line may span chunks.
+        let mut pending = Vec::new();
+        loop {
+            let mut size = String::new();
+            if reader.read_line(&mut size).map_err(io)? == 0 {
+                return Ok(None);
+            }
+            let n = usize::from_str_radix(size.trim(), 16).map_err(|_| AdminError::Malformed {
+                addr,
+                why: format!("bad chunk size `{}`", size.trim()),
+            })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk).map_err(io)?;
+            pending.extend_from_slice(&chunk[..n]);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if !on_line(String::from_utf8_lossy(&line).trim_end()) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
     /// One request on a fresh connection; a `401` becomes [`AdminError::Unauthorized`].
     fn exchange(
         &self,

@@ -1,8 +1,14 @@
 //! Host logging through `tracing`: human-readable by default, JSON lines on request.
-//! `RUST_LOG` overrides the default filter.
+//! `RUST_LOG` overrides the default filter. Guest lines (target `guest`: stdout, stderr,
+//! `wasi:logging`) also go to the log hub `hearth logs` reads, whatever the filter.
 
+use hearth_runtime::logs;
 use std::io::IsTerminal;
-use tracing_subscriber::EnvFilter;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, filter};
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -14,17 +20,73 @@ pub enum LogFormat {
 }
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder
+    let fmt = match format {
+        LogFormat::Human => fmt.boxed(),
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
+            .boxed(),
     };
+    let guests = GuestLines.with_filter(filter::filter_fn(|m| m.target() == "guest"));
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(env))
+        .with(guests)
+        .try_init();
+}
+
+/// Feeds guest lines into the log hub.
+struct GuestLines;
+
+impl<S: Subscriber> Layer<S> for GuestLines {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = GuestFields::default();
+        event.record(&mut fields);
+        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        let text = match fields.context.as_deref() {
+            Some(context) if !context.is_empty() => format!("[{context}] {}", fields.message),
+            _ => fields.message,
+        };
+        logs::hub().push(
+            &fields.workload,
+            &fields.component,
+            fields.stream.as_deref().unwrap_or("log"),
+            &level,
+            &text,
+        );
+    }
+}
+
+#[derive(Default)]
+struct GuestFields {
+    workload: String,
+    component: String,
+    stream: Option<String>,
+    context: Option<String>,
+    message: String,
+}
+
+impl Visit for GuestFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "workload" => self.workload = value.to_string(),
+            "component" => self.component = value.to_string(),
+            "stream" => self.stream = Some(value.to_string()),
+            "context" => self.context = Some(value.to_string()),
+            "message" => self.message = value.to_string(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "context" => self.context = Some(format!("{value:?}")),
+            _ => {}
+        }
+    }
 }

@@ -15,6 +15,7 @@ mod get;
 mod host;
 mod inspect;
 mod logging;
+mod logs;
 mod metrics;
 mod new;
 mod oci;
@@ -148,6 +149,12 @@ enum Command {
         after_help = "Examples:\n  hearth get\n  hearth get hello -o yaml\n  hearth get -o wide --admin 127.0.0.1:9090\n\nExit status: 0 when shown, 1 when NAME is not found or the host cannot be reached."
     )]
     Get(get::GetArgs),
+    /// Show a workload's guest lines (stdout, stderr, wasi:logging) from its host; `-f`
+    /// keeps streaming.
+    #[command(
+        after_help = "Examples:\n  hearth logs hello -f\n  hearth logs shop --service --since 5m\n  hearth logs shop --component api --json"
+    )]
+    Logs(logs::LogsArgs),
     /// Start a project from a template: a Cargo workspace, its workload.yaml, a README and
     /// tests, ready for `hearth build`.
     #[command(
@@ -244,6 +251,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => apply::main(&args),
         Command::Delete(args) => delete::main(&args),
         Command::Get(args) => get::main(&args),
+        Command::Logs(args) => logs::main(&args),
         Command::Inspect {
             file,
             manifest,

@@ -26,6 +26,7 @@ mod guest_log;
 pub mod inspect;
 mod invoke;
 mod lifecycle;
+pub mod logs;
 pub mod metrics;
 mod outgoing_http;
 pub mod plan;

@@ -10,6 +10,7 @@ mod inspect;
 mod keyvalue;
 mod lifecycle;
 mod links;
+mod logs;
 mod manifests;
 mod messaging;
 mod metrics;

@@ -129,9 +129,14 @@ fn prometheus_scrapes_request_and_trap_counts() {
 }
 
 #[test]
-fn metrics_need_the_admin_token_when_one_is_set() {
+fn metrics_and_logs_need_the_admin_token_when_one_is_set() {
     let host = Hearth::with_token("metrics-token", &[]);
     assert_eq!(host.admin_get("/metrics").status, 401);
+    assert_eq!(host.admin_get("/v1/workloads/any/logs").status, 401);
+    assert_eq!(
+        host.admin_get("/v1/workloads/any/logs?follow=1").status,
+        401
+    );
     let resp = host.admin_send("GET", "/metrics", b"");
     assert_eq!(resp.status, 200);
     assert!(resp.text().contains("hearth_workloads"), "{}", resp.text());

@@ -7,6 +7,7 @@
 //! | `GET /v1/workloads/{name}` | one workload's status, or `404` |
 //! | `PUT /v1/workloads/{name}` | apply a manifest document (YAML or JSON): `201` created, `200` configured or unchanged |
 //! | `DELETE /v1/workloads/{name}` | delete it, once drained: `200`, or `404` |
+//! | `GET /v1/workloads/{name}/logs` | its guests' recent lines as JSON lines; `follow=1` streams new ones |
 //! | `GET /metrics` | Prometheus text exposition (when the process records metrics) |
 //!
 //! With a token, every request but `/healthz` needs `Authorization: Bearer <token>`, compared
@@ -14,6 +15,7 @@
 //! token. Request bodies are bounded ([`MAX_BODY`]).
 
 mod lifecycle;
+mod logs;
 mod status;
 
 pub use status::{WorkloadStatus, workload_status};
@@ -118,6 +120,10 @@ async fn route(api: &AdminApi, peer: SocketAddr, req: Request<Incoming>) -> Resp
         }
         (_, "/v1/workloads") => method_not_allowed(),
         (method, p) => match p.strip_prefix("/v1/workloads/") {
+            Some(rest) if rest.ends_with("/logs") && method == Method::GET => {
+                let name = rest.trim_end_matches("/logs");
+                logs::handle(&api.workloads, name, req.uri().query())
+            }
             Some(name) if !name.contains('/') => {
                 let name = name.to_string();
                 lifecycle::handle(&api.workloads, method, &name, req).await
