@@ -28,10 +28,13 @@ use tower_test::mock::{Handle, SendResponse};
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
 
-/// A `nats-server` for one scenario.
+/// A `nats-server` for one scenario. Scenarios run one at a time: a free port is found by
+/// binding and releasing it, so two starting at once could pick the same one and share a
+/// server that the first to finish kills.
 struct NatsServer {
     child: Child,
     url: String,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Drop for NatsServer {
@@ -42,6 +45,10 @@ impl Drop for NatsServer {
 }
 
 fn nats_server() -> NatsServer {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = ONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let installed =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/nats-server");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -67,6 +74,7 @@ fn nats_server() -> NatsServer {
     NatsServer {
         child,
         url: format!("nats://127.0.0.1:{port}"),
+        _one_at_a_time: guard,
     }
 }
 
@@ -87,7 +95,7 @@ async fn acting(
             identity: "op-a".into(),
             duration: Duration::from_secs(15),
         },
-        host_timeout: Duration::from_millis(100),
+        host_timeout: Duration::from_millis(500),
     };
     let (wd_reader, mut wd_writer) = reflector::store::<WorkloadDeployment>();
     for wd in deployments {
@@ -115,7 +123,7 @@ async fn acting(
     elect.await.unwrap();
     // Connected for longer than a host's timeout, and the host heard since.
     assert!(ctx.acting().is_err());
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(550)).await;
     heard(&ctx, replicas);
     assert_eq!(ctx.acting(), Ok(1));
     ctx
@@ -213,6 +221,8 @@ async fn an_invalid_deployment_gets_the_validate_message_and_places_nothing() {
     let wd = deployment(&SPEC.replace("path: /", "path: no-slash"));
     let ctx = acting(&nats, &mut api, client, vec![wd.clone()], Vec::new()).await;
 
+    // A fresh heartbeat: under load, the one `acting` gave may have aged past the timeout.
+    heard(&ctx, Vec::new());
     let reconcile = tokio::spawn(deployments::reconcile(
         Arc::new(wd.clone()),
         Arc::clone(&ctx),
@@ -270,6 +280,8 @@ async fn a_new_replica_is_an_owned_object_then_a_start_with_the_term() {
         .unwrap();
     host.flush().await.unwrap();
 
+    // A fresh heartbeat: under load, the one `acting` gave may have aged past the timeout.
+    heard(&ctx, Vec::new());
     let reconcile = tokio::spawn(deployments::reconcile(
         Arc::new(wd.clone()),
         Arc::clone(&ctx),
@@ -378,11 +390,11 @@ async fn a_deleted_replica_is_stopped_on_its_host_before_its_finalizer_goes() {
     let wl = Arc::new(deleting_replica());
 
     // The host still runs it: a stop goes out, and the finalizer stays.
+    heard(&ctx, vec![running.clone()]);
     let reconcile = tokio::spawn(workloads::reconcile(Arc::clone(&wl), Arc::clone(&ctx)));
-    let message = tokio::time::timeout(Duration::from_secs(5), stops.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(5), stops.next()).await else {
+        panic!("no stop command; the reconcile gave {:?}", reconcile.await);
+    };
     let stop: ReplicaCommand = decode(&message.payload).unwrap();
     assert_eq!((stop.term, stop.replica.as_str()), (1, "web-x7k2p"));
     let stopping = ReplicaReport {
