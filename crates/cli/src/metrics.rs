@@ -43,11 +43,14 @@ fn handle() -> Option<&'static PrometheusHandle> {
 
 /// What `GET /metrics` answers: the state gauges read from `workloads` now, then every
 /// metric in the text exposition format.
-pub(crate) fn renderer(workloads: &Arc<Workloads>) -> Option<hearth_http::RenderMetrics> {
+pub(crate) fn renderer(
+    workloads: &Arc<Workloads>,
+    pool_size: u32,
+) -> Option<hearth_http::RenderMetrics> {
     let handle = handle()?;
     let workloads = Arc::clone(workloads);
     Some(Arc::new(move || {
-        hearth_runtime::metrics::collect(&workloads.list());
+        hearth_runtime::metrics::collect(&workloads.list(), pool_size);
         handle.run_upkeep();
         handle.render()
     }))

@@ -155,7 +155,10 @@ async fn serve(
         join.start(http_addr, &runtime, &workloads).await?;
     }
     let admin = match args.host.admin {
-        Some(addr) => Some(serve_admin(addr, &workloads, token, stop_rx.clone()).await?),
+        Some(addr) => {
+            let pool = runtime.engine().max_instances();
+            Some(serve_admin(addr, &workloads, pool, token, stop_rx.clone()).await?)
+        }
         None => None,
     };
     tracing::info!(
@@ -253,6 +256,7 @@ pub(crate) fn admin_token(host: &HostArgs) -> anyhow::Result<Option<String>> {
 pub(crate) async fn serve_admin(
     addr: SocketAddr,
     workloads: &Arc<Workloads>,
+    pool_size: u32,
     token: Option<String>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
@@ -264,7 +268,7 @@ pub(crate) async fn serve_admin(
     let api = Arc::new(AdminApi {
         workloads: Arc::clone(workloads),
         token,
-        metrics: crate::metrics::renderer(workloads),
+        metrics: crate::metrics::renderer(workloads, pool_size),
     });
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;

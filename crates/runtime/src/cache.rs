@@ -48,9 +48,11 @@ impl CompileCache {
     ) -> anyhow::Result<(Arc<Component>, CacheOutcome)> {
         let key = key(engine, wasm);
         if let Some(code) = self.lock().get(&key).and_then(Weak::upgrade) {
+            crate::metrics::compile_cache(CacheOutcome::Shared);
             return Ok((code, CacheOutcome::Shared));
         }
         let (component, outcome) = self.load_or_compile(engine, &key, wasm)?;
+        crate::metrics::compile_cache(outcome);
         let code = Arc::new(component);
         let mut loaded = self.lock();
         loaded.retain(|_, w| w.strong_count() > 0);

@@ -124,10 +124,50 @@ impl ComponentMetrics {
     }
 }
 
+/// One load of a component's code: `shared` (already in memory), `hit` (precompiled code
+/// from disk) or `miss` (compiled).
+pub(crate) fn compile_cache(outcome: crate::cache::CacheOutcome) {
+    use crate::cache::CacheOutcome;
+    let result = match outcome {
+        CacheOutcome::Shared => "shared",
+        CacheOutcome::Hit => "hit",
+        CacheOutcome::Compiled => "miss",
+    };
+    counter!("hearth_compile_cache_loads_total", "result" => result).increment(1);
+}
+
+/// The state label of a service.
+fn state_name(state: ServiceState) -> &'static str {
+    match state {
+        ServiceState::Starting => "starting",
+        ServiceState::Running => "running",
+        ServiceState::Backoff => "backoff",
+        ServiceState::Completed => "completed",
+        ServiceState::Failed => "failed",
+        ServiceState::Stopped => "stopped",
+    }
+}
+
+const SERVICE_STATES: [ServiceState; 6] = [
+    ServiceState::Starting,
+    ServiceState::Running,
+    ServiceState::Backoff,
+    ServiceState::Completed,
+    ServiceState::Failed,
+    ServiceState::Stopped,
+];
+
 /// Sets the gauges that describe states, from `workloads` as they are now: call it just
 /// before rendering a scrape.
-pub fn collect(workloads: &[Arc<RunningWorkload>]) {
+pub fn collect(workloads: &[Arc<RunningWorkload>], pool_size: u32) {
     gauge!("hearth_workloads").set(workloads.len() as f64);
+    // Every running instance holds a pool slot: components' in-flight ones and each service.
+    let in_use: u32 = workloads
+        .iter()
+        .map(|w| w.in_flight() + u32::from(w.service.is_some()))
+        .sum();
+    gauge!("hearth_instance_pool_in_use").set(f64::from(in_use));
+    gauge!("hearth_instance_pool_size").set(f64::from(pool_size));
     for w in workloads {
         for c in &w.components {
             let stats = c.stats();
@@ -147,6 +187,15 @@ pub fn collect(workloads: &[Arc<RunningWorkload>]) {
             gauge!("hearth_service_restarts", &labels).set(f64::from(status.restarts));
             gauge!("hearth_service_up", &labels)
                 .set(f64::from(u8::from(status.state == ServiceState::Running)));
+            // One series per state, 1 for the current one (a state-set, as Prometheus has it).
+            for state in SERVICE_STATES {
+                gauge!(
+                    "hearth_service_state",
+                    "workload" => w.name.to_string(),
+                    "state" => state_name(state)
+                )
+                .set(f64::from(u8::from(status.state == state)));
+            }
         }
     }
 }

@@ -118,6 +118,9 @@ fn prometheus_scrapes_request_and_trap_counts() {
         7.0,
     );
     prometheus.wait_for("hearth_workloads", 1.0);
+    // Two components' code loaded once each (from the disk cache or compiled).
+    prometheus.wait_for("sum(hearth_compile_cache_loads_total)", 2.0);
+    prometheus.wait_for("hearth_instance_pool_in_use", 0.0);
     // More requests move the counter on.
     for _ in 0..3 {
         host.get("x", "/hello");
@@ -140,4 +143,44 @@ fn metrics_and_logs_need_the_admin_token_when_one_is_set() {
     let resp = host.admin_send("GET", "/metrics", b"");
     assert_eq!(resp.status, 200);
     assert!(resp.text().contains("hearth_workloads"), "{}", resp.text());
+}
+
+/// The value of the first series of `name` whose labels include `label`, in a scrape.
+fn sample(scrape: &str, name: &str, label: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn a_crashing_service_shows_its_restarts_and_state() {
+    let dir = TempDir::new("metrics-service");
+    let manifest = dir.write(
+        "w.yaml",
+        format!(
+            "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: flaky\nspec:\n  service:\n    image: {}\n    env: {{ MODE: trap, AFTER_MS: \"100\" }}\n    ports: [{{ port: 7171 }}]\n    restart: {{}}\n",
+            wasm("crashy_service")
+        ),
+    );
+    let host = Hearth::start(&[&manifest]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let scrape = host.admin_get("/metrics").body;
+        let restarts = sample(&scrape, "hearth_service_restarts", r#"workload="flaky""#);
+        if restarts.is_some_and(|n| n >= 2.0) {
+            // Exactly one state is current.
+            let states: f64 = scrape
+                .lines()
+                .filter(|l| {
+                    l.starts_with("hearth_service_state{") && l.contains(r#"workload="flaky""#)
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            assert_eq!(states, 1.0, "{scrape}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "no restarts counted: {scrape}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
