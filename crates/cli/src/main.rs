@@ -23,6 +23,7 @@ mod operator;
 mod run;
 mod status;
 mod table;
+mod top;
 mod validate;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -155,6 +156,12 @@ enum Command {
         after_help = "Examples:\n  hearth logs hello -f\n  hearth logs shop --service --since 5m\n  hearth logs shop --component api --json"
     )]
     Logs(logs::LogsArgs),
+    /// Live numbers of a running host in the terminal: requests per second, error ratio and
+    /// instances in flight per component, state and restarts per service.
+    #[command(
+        after_help = "Examples:\n  hearth top\n  hearth top --admin 10.0.0.5:9090 --interval 2"
+    )]
+    Top(top::TopArgs),
     /// Start a project from a template: a Cargo workspace, its workload.yaml, a README and
     /// tests, ready for `hearth build`.
     #[command(
@@ -252,6 +259,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => delete::main(&args),
         Command::Get(args) => get::main(&args),
         Command::Logs(args) => logs::main(&args),
+        Command::Top(args) => top::main(&args),
         Command::Inspect {
             file,
             manifest,

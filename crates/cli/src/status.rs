@@ -29,7 +29,7 @@ pub fn main(admin: &AdminArgs, json: bool) -> ExitCode {
 }
 
 /// The body of `GET /v1/workloads`, or what to tell the user.
-fn workloads(admin: &AdminArgs) -> Result<String, String> {
+pub(crate) fn workloads(admin: &AdminArgs) -> Result<String, String> {
     let client = admin.client().map_err(|e| e.to_string())?;
     let response = client.get("/v1/workloads").map_err(|e| e.to_string())?;
     if response.status == 200 {

@@ -184,3 +184,42 @@ fn a_crashing_service_shows_its_restarts_and_state() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn top_shows_each_components_rate_and_totals() {
+    let dir = TempDir::new("top");
+    let manifest = dir.write(
+        "w.yaml",
+        workload(
+            "shop",
+            &format!(
+                "    - name: hello\n      image: {}\n      http: {{}}\n",
+                wasm("hello")
+            ),
+        ),
+    );
+    let host = Hearth::start(&[&manifest]);
+    let admin = host.admin.to_string();
+    let top = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["top", "--frames", "2", "--interval", "1", "--admin", &admin])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(host.get("x", "/").status, 200);
+    }
+    let out = top.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text
+        .lines()
+        .rfind(|l| l.starts_with("shop"))
+        .expect("a row for the component");
+    let cells: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!(cells[..2], ["shop", "hello"], "{text}");
+    assert!(
+        cells[2].parse::<f64>().is_ok(),
+        "a rate in the second frame: {text}"
+    );
+    assert_eq!(cells[5], "20", "{text}");
+}
