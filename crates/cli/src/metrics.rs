@@ -11,6 +11,9 @@ const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How often histogram samples are folded into buckets when nobody scrapes.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the recorder: before any workload is built, since components register their
@@ -31,7 +34,21 @@ fn handle() -> Option<&'static PrometheusHandle> {
                 .set_buckets(BUCKETS)
                 .and_then(|b| b.add_global_label("host", host).install_recorder());
             match recorder {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    // Histogram samples pile up until upkeep folds them into their buckets: do it
+                    // now and then, not only when scraped, so an unscraped host stays bounded.
+                    let upkeep = handle.clone();
+                    std::thread::Builder::new()
+                        .name("metrics-upkeep".into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(UPKEEP_EVERY);
+                                upkeep.run_upkeep();
+                            }
+                        })
+                        .ok();
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics are off: the recorder could not be installed");
                     None

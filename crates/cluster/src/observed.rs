@@ -32,6 +32,8 @@ pub struct Failure {
 pub struct Observed {
     host_timeout: Duration,
     started: Instant,
+    /// Since when the NATS connection has held, as last told.
+    connected_since: Option<Instant>,
     hosts: HashMap<String, SeenHost>,
     /// Started, not yet reported by the host.
     pending: HashMap<String, (Replica, Instant)>,
@@ -53,6 +55,7 @@ impl Observed {
         Self {
             host_timeout,
             started: Instant::now(),
+            connected_since: None,
             hosts: HashMap::new(),
             pending: HashMap::new(),
             stopping: HashMap::new(),
@@ -89,12 +92,38 @@ impl Observed {
     /// Some host was heard of, and none within the timeout: far likelier this controller's
     /// own link is down (a hung connection looks connected for a while) than every host
     /// dying together.
-    pub fn all_silent(&self) -> bool {
+    fn all_silent(&self) -> bool {
         !self.hosts.is_empty()
             && self
                 .hosts
                 .values()
                 .all(|h| h.at.elapsed() > self.host_timeout)
+    }
+
+    /// The NATS half of a controller's partition guard: why the hosts cannot be seen from
+    /// here, if they cannot. Not connected; connected for less than a host's timeout (the
+    /// heartbeats in hand may be stale); or every host silent at once. `connected` is the
+    /// connection's state now: call this every time the guard is checked, so it knows how
+    /// long the connection has held.
+    pub fn cannot_see_hosts(&mut self, connected: bool) -> Option<&'static str> {
+        match (connected, self.connected_since) {
+            (false, _) => self.connected_since = None,
+            (true, None) => self.connected_since = Some(Instant::now()),
+            (true, Some(_)) => {}
+        }
+        if !connected {
+            return Some("not connected to NATS");
+        }
+        if self
+            .connected_since
+            .is_none_or(|s| s.elapsed() < self.host_timeout)
+        {
+            return Some("connected to NATS recently; waiting for fresh heartbeats");
+        }
+        if self.all_silent() {
+            return Some("no host has been heard for a while; assuming this controller is cut off");
+        }
+        None
     }
 
     /// Milliseconds since this view was made: the scheduler's clock.

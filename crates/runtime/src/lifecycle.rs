@@ -200,6 +200,9 @@ impl Workloads {
         let stopping = Arc::clone(&gone);
         let _ = tokio::task::spawn_blocking(move || stopping.stop()).await;
         tracing::info!(workload = %name, drained, "workload deleted");
+        // Its kept lines go with it: replica names are unique, so lines of deleted ones would
+        // otherwise pile up over rollouts.
+        crate::logs::hub().forget(name);
         true
     }
 

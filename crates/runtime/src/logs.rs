@@ -100,7 +100,7 @@ impl LogHub {
         self.feed.subscribe()
     }
 
-    /// Forgets a deleted workload's lines.
+    /// Forgets a deleted workload's lines (followers still see lines pushed later).
     pub fn forget(&self, workload: &str) {
         self.recent
             .lock()

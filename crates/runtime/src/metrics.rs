@@ -6,7 +6,7 @@
 //! states rather than events (in-flight instances, service state and restarts, the
 //! workload count) are read at scrape time by [`collect`].
 //!
-//! Labels are `workload` and `component` (or `service`) only: never a path or a client, so
+//! Labels are `workload` and `component` only (services: `workload`): never a path or a client, so
 //! cardinality is bounded by what is deployed.
 
 use crate::invoke::InvokeError;
@@ -180,10 +180,7 @@ pub fn collect(workloads: &[Arc<RunningWorkload>], pool_size: u32) {
         }
         if let Some(service) = &w.service {
             let status = service.status(Vec::new());
-            let labels = [
-                ("workload", w.name.to_string()),
-                ("service", "service".to_string()),
-            ];
+            let labels = [("workload", w.name.to_string())];
             gauge!("hearth_service_restarts", &labels).set(f64::from(status.restarts));
             gauge!("hearth_service_up", &labels)
                 .set(f64::from(u8::from(status.state == ServiceState::Running)));

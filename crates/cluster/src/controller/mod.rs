@@ -83,7 +83,6 @@ pub struct Controller {
     desired: Mutex<BTreeMap<String, DesiredEntry>>,
     desired_loaded: std::sync::atomic::AtomicBool,
     lead: Mutex<Leadership>,
-    connected_since: Mutex<Option<Instant>>,
     commands: Commands,
 }
 
@@ -103,7 +102,6 @@ impl Controller {
             desired: Mutex::new(BTreeMap::new()),
             desired_loaded: std::sync::atomic::AtomicBool::new(false),
             lead: Mutex::new(Leadership::default()),
-            connected_since: Mutex::new(None),
         })
     }
 
@@ -289,23 +287,8 @@ impl Controller {
     /// Why this controller must not act now, if it must not.
     fn must_not_act(&self) -> Option<&'static str> {
         let connected = self.client.connection_state() == async_nats::connection::State::Connected;
-        let since = {
-            let mut since = lock(&self.connected_since);
-            match (connected, *since) {
-                (false, _) => *since = None,
-                (true, None) => *since = Some(Instant::now()),
-                (true, Some(_)) => {}
-            }
-            *since
-        };
-        if !connected {
-            return Some("not connected to NATS");
-        }
-        if since.is_none_or(|s| s.elapsed() < self.config.host_timeout) {
-            return Some("reconnected to NATS; waiting for fresh heartbeats");
-        }
-        if lock(&self.observed).all_silent() {
-            return Some("no host has been heard for a while; assuming this controller is cut off");
+        if let Some(why) = lock(&self.observed).cannot_see_hosts(connected) {
+            return Some(why);
         }
         let lead = lock(&self.lead);
         if lead.term.is_none() {

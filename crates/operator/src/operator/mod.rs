@@ -83,7 +83,6 @@ pub(crate) struct Ctx {
     nats: async_nats::Client,
     elector: Elector,
     observed: Mutex<Observed>,
-    connected_since: Mutex<Option<Instant>>,
     synced: AtomicBool,
     deployments: Store<WorkloadDeployment>,
     workloads: Store<Workload>,
@@ -221,7 +220,6 @@ impl Ctx {
             commands: Commands::new(nats.clone()),
             elector: Elector::new(client.clone(), config.lease.clone()),
             observed: Mutex::new(Observed::new(config.host_timeout)),
-            connected_since: Mutex::new(None),
             synced: AtomicBool::new(false),
             deployments,
             workloads,
@@ -237,23 +235,8 @@ impl Ctx {
     /// The term to act with, or why this operator must not act now (the partition guard).
     fn acting(&self) -> Result<u64, &'static str> {
         let connected = self.nats.connection_state() == async_nats::connection::State::Connected;
-        let since = {
-            let mut since = lock(&self.connected_since);
-            match (connected, *since) {
-                (false, _) => *since = None,
-                (true, None) => *since = Some(Instant::now()),
-                (true, Some(_)) => {}
-            }
-            *since
-        };
-        if !connected {
-            return Err("not connected to NATS");
-        }
-        if since.is_none_or(|s| s.elapsed() < self.config.host_timeout) {
-            return Err("connected to NATS recently; waiting for fresh heartbeats");
-        }
-        if lock(&self.observed).all_silent() {
-            return Err("no host has been heard for a while; assuming this operator is cut off");
+        if let Some(why) = lock(&self.observed).cannot_see_hosts(connected) {
+            return Err(why);
         }
         if !self.synced.load(Ordering::Acquire) {
             return Err("the caches are not filled yet");
