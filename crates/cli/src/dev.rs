@@ -46,6 +46,14 @@ struct PartId {
 
 pub fn main(args: DevArgs) -> ExitCode {
     logging::init(args.host.log_format);
+    let host = crate::host::default_host_id();
+    let _traces = match crate::traces::install(args.host.otlp_endpoint.as_deref(), &host) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

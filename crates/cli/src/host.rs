@@ -207,7 +207,7 @@ fn all_offers() -> BTreeSet<String> {
 }
 
 /// The machine's host name as a host id, or `host` when it cannot be one.
-fn default_host_id() -> String {
+pub(crate) fn default_host_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_ascii_lowercase().replace('.', "-"))
         .ok()

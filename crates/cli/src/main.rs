@@ -24,6 +24,7 @@ mod run;
 mod status;
 mod table;
 mod top;
+mod traces;
 mod validate;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -64,7 +65,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  hearth host --nats nats://127.0.0.1:4222 --host-id edge-1 --label zone=eu\n  hearth host --nats tls://nats.internal:4222 --nats-ca ca.pem --nats-creds host.creds --http 0.0.0.0:8080 --advertise 10.0.0.5:8080"
     )]
-    Host(host::ClusterHostArgs),
+    Host(Box<host::ClusterHostArgs>),
     /// Run a cluster controller: it places WorkloadDeployment replicas on hosts and keeps
     /// them placed (host loss, failures, scaling, rolling updates). Several may run; one
     /// acts at a time.
@@ -234,7 +235,7 @@ fn main() -> ExitCode {
         }
         Command::Host(args) => {
             metrics::install();
-            host::main(args)
+            host::main(*args)
         }
         Command::Controller(args) => cluster::controller(args),
         Command::Scale(args) => cluster::scale(&args),

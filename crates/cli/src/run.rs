@@ -40,6 +40,10 @@ pub struct HostArgs {
     /// Directory of the compiled-component cache.
     #[arg(long, env = "HEARTH_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Export traces to this OpenTelemetry collector (OTLP over HTTP; spans go to
+    /// `URL/v1/traces`); off unless given.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +84,16 @@ pub(crate) fn run(args: RunArgs, join: Option<crate::host::Join>) -> ExitCode {
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let host = join
+        .as_ref()
+        .map_or_else(crate::host::default_host_id, |j| j.host_id.clone());
+    let _traces = match crate::traces::install(args.host.otlp_endpoint.as_deref(), &host) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_FAILED);
         }
     };
     // The control runtime deploys, serves the admin API and waits for signals; HTTP is

@@ -34,6 +34,7 @@ mod publish;
 mod service;
 mod start;
 mod state;
+pub mod trace;
 mod workload;
 
 pub use build::DeployError;
@@ -45,7 +46,7 @@ pub use invoke::http::OutgoingBody;
 pub use lifecycle::{Applied, ApplyError, Fetch, FetchFuture, Publish, Workloads};
 pub use plan::Plan;
 pub use publish::PublishedPort;
-pub use service::{ServiceRuntime, ServiceState, ServiceStatus};
+pub use service::{ExitKind, ServiceRuntime, ServiceState, ServiceStatus};
 pub use state::InvocationState;
 pub use workload::{ComponentRuntime, ComponentStats, RunningWorkload, StatsSnapshot};
 

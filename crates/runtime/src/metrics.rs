@@ -10,7 +10,7 @@
 //! cardinality is bounded by what is deployed.
 
 use crate::invoke::InvokeError;
-use crate::service::ServiceState;
+use crate::service::{ExitKind, ServiceState};
 use crate::workload::RunningWorkload;
 use metrics::{Counter, Histogram, counter, gauge, histogram};
 use std::sync::Arc;
@@ -136,6 +136,15 @@ pub(crate) fn compile_cache(outcome: crate::cache::CacheOutcome) {
     counter!("hearth_compile_cache_loads_total", "result" => result).increment(1);
 }
 
+/// The reason label of a service's last exit.
+fn exit_name(kind: ExitKind) -> &'static str {
+    match kind {
+        ExitKind::Clean => "clean",
+        ExitKind::Crashed => "crashed",
+        ExitKind::Stopped => "stopped",
+    }
+}
+
 /// The state label of a service.
 fn state_name(state: ServiceState) -> &'static str {
     match state {
@@ -184,6 +193,17 @@ pub fn collect(workloads: &[Arc<RunningWorkload>], pool_size: u32) {
             gauge!("hearth_service_restarts", &labels).set(f64::from(status.restarts));
             gauge!("hearth_service_up", &labels)
                 .set(f64::from(u8::from(status.state == ServiceState::Running)));
+            gauge!("hearth_service_uptime_seconds", &labels)
+                .set(status.uptime_seconds.unwrap_or(0.0));
+            // How the last incarnation ended: a state-set, all 0 until one has.
+            for kind in [ExitKind::Clean, ExitKind::Crashed, ExitKind::Stopped] {
+                gauge!(
+                    "hearth_service_last_exit",
+                    "workload" => w.name.to_string(),
+                    "reason" => exit_name(kind)
+                )
+                .set(f64::from(u8::from(status.last_exit_kind == Some(kind))));
+            }
             // One series per state, 1 for the current one (a state-set, as Prometheus has it).
             for state in SERVICE_STATES {
                 gauge!(

@@ -4,6 +4,7 @@
 //! (which may be an HTTP server); any other destination must be allowed by the caller's
 //! `allowedHosts`, and then goes out through wasmtime-wasi-http's default client.
 
+use crate::trace::{self, StoreTrace};
 use bytes::Bytes;
 use hearth_net::{EgressPolicy, Network};
 use http_body_util::BodyExt;
@@ -20,46 +21,69 @@ type SendFuture =
 pub(crate) struct HttpHooks {
     pub network: Arc<Network>,
     pub policy: Arc<EgressPolicy>,
+    /// The store's trace, when tracing is on: each request gets a span and a `traceparent`.
+    pub trace: Option<StoreTrace>,
 }
 
 impl WasiHttpHooks for HttpHooks {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: IoFuture,
     ) -> SendFuture {
         drop(fut);
         let network = Arc::clone(&self.network);
         let policy = Arc::clone(&self.policy);
+        let span = self
+            .trace
+            .as_ref()
+            .and_then(|t| trace::outgoing(t, &mut request));
         Box::new(async move {
-            let uri = request.uri();
-            let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
-            let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
-            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-            if hearth_net::is_loopback_host(host) {
-                if https {
-                    // The virtual network carries plain bytes; TLS to one's own service is moot.
-                    return Err(Error::HttpProtocolError);
+            let sent = send(&network, &policy, request, options).await;
+            if let Some(span) = span {
+                match &sent {
+                    Ok((response, _)) => span.end_http(response.status().as_u16(), true),
+                    Err(e) => span.end(Some(e.to_string())),
                 }
-                return to_service(&network, port, request).await;
             }
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let allowed = match host.parse::<std::net::IpAddr>() {
-                Ok(ip) => policy.allows_ip(ip, port),
-                Err(_) => policy.allows_name(host, Some(port)),
-            };
-            if !allowed {
-                tracing::debug!(host, port, "outgoing HTTP denied by allowedHosts");
-                return Err(Error::HttpRequestDenied);
-            }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as IoFuture,
-            ))
+            sent
         })
     }
+}
+
+/// To the workload's service over the virtual network, or out if `policy` allows.
+async fn send(
+    network: &Network,
+    policy: &EgressPolicy,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
+    let uri = request.uri();
+    let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
+    let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    if hearth_net::is_loopback_host(host) {
+        if https {
+            // The virtual network carries plain bytes; TLS to one's own service is moot.
+            return Err(Error::HttpProtocolError);
+        }
+        return to_service(network, port, request).await;
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let allowed = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => policy.allows_ip(ip, port),
+        Err(_) => policy.allows_name(host, Some(port)),
+    };
+    if !allowed {
+        tracing::debug!(host, port, "outgoing HTTP denied by allowedHosts");
+        return Err(Error::HttpRequestDenied);
+    }
+    let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+    Ok((
+        response.map(BodyExt::boxed_unsync),
+        Box::new(io) as IoFuture,
+    ))
 }
 
 /// HTTP/1.1 over an in-memory connection to the service's port.

@@ -54,10 +54,34 @@ pub struct ServiceStatus {
     pub restarts: u32,
     /// Why the last incarnation ended, in words.
     pub last_exit: Option<String>,
+    /// How the last incarnation ended, as a class: `clean`, `crashed` or `stopped`.
+    pub last_exit_kind: Option<ExitKind>,
+    /// Seconds the current incarnation has been running (while `running`).
+    pub uptime_seconds: Option<f64>,
     /// Ports it listens on in the workload's network now.
     pub listening: Vec<u16>,
     /// Host ports spliced into its ports.
     pub published: Vec<PublishedPort>,
+}
+
+/// How an incarnation ended, as a class (a metric label; the words are in `last_exit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExitKind {
+    /// Returned, or exited with status 0.
+    Clean,
+    /// Trapped, failed to start, or exited with another status.
+    Crashed,
+    /// Stopped by the host.
+    Stopped,
+}
+
+/// What the supervisor knows of its service now.
+struct Supervised {
+    state: ServiceState,
+    restarts: u32,
+    last_exit: Option<(ExitKind, String)>,
+    running_since: Option<Instant>,
 }
 
 /// How one incarnation ended.
@@ -74,7 +98,7 @@ pub struct ServiceRuntime {
     pub(crate) network: Arc<Network>,
     /// Its code, held so the compile cache shares it while it runs.
     _code: Arc<wasmtime::component::Component>,
-    status: Mutex<(ServiceState, u32, Option<String>)>,
+    status: Mutex<Supervised>,
     stop: watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
@@ -94,7 +118,12 @@ impl ServiceRuntime {
             restart,
             network,
             _code: code,
-            status: Mutex::new((ServiceState::Starting, 0, None)),
+            status: Mutex::new(Supervised {
+                state: ServiceState::Starting,
+                restarts: 0,
+                last_exit: None,
+                running_since: None,
+            }),
             stop: watch::channel(false).0,
             thread: Mutex::new(None),
             done: Mutex::new(None),
@@ -103,11 +132,17 @@ impl ServiceRuntime {
 
     /// The current status, with the host ports published for it.
     pub fn status(&self, published: Vec<PublishedPort>) -> ServiceStatus {
-        let (state, restarts, last_exit) = lock(&self.status).clone();
+        let status = lock(&self.status);
+        let (last_exit_kind, last_exit) = match &status.last_exit {
+            Some((kind, words)) => (Some(*kind), Some(words.clone())),
+            None => (None, None),
+        };
         ServiceStatus {
-            state,
-            restarts,
+            state: status.state,
+            restarts: status.restarts,
             last_exit,
+            last_exit_kind,
+            uptime_seconds: status.running_since.map(|t| t.elapsed().as_secs_f64()),
             listening: self.network.listening_ports(),
             published,
         }
@@ -155,11 +190,12 @@ impl ServiceRuntime {
         }
     }
 
-    fn set(&self, state: ServiceState, last_exit: Option<String>) {
+    fn set(&self, state: ServiceState, last_exit: Option<(ExitKind, String)>) {
         let mut status = lock(&self.status);
-        status.0 = state;
+        status.state = state;
+        status.running_since = (state == ServiceState::Running).then(Instant::now);
         if last_exit.is_some() {
-            status.2 = last_exit;
+            status.last_exit = last_exit;
         }
     }
 
@@ -173,7 +209,10 @@ impl ServiceRuntime {
             let exit = tokio::select! {
                 exit = self.run_once() => exit,
                 _ = stop.wait_for(|s| *s) => {
-                    self.set(ServiceState::Stopped, Some("stopped by the host".into()));
+                    self.set(
+                        ServiceState::Stopped,
+                        Some((ExitKind::Stopped, "stopped by the host".into())),
+                    );
                     tracing::info!(workload = %workload, "service stopped");
                     return;
                 }
@@ -183,7 +222,12 @@ impl ServiceRuntime {
                 Exit::Clean(r) => (true, r),
                 Exit::Crashed(r) => (false, r),
             };
-            let restarts = lock(&self.status).1;
+            let kind = if clean {
+                ExitKind::Clean
+            } else {
+                ExitKind::Crashed
+            };
+            let restarts = lock(&self.status).restarts;
             let restart = match self.restart.policy {
                 RestartPolicy::Always => true,
                 RestartPolicy::OnFailure => !clean,
@@ -197,7 +241,7 @@ impl ServiceRuntime {
                     ServiceState::Failed
                 };
                 tracing::warn!(workload = %workload, reason = %reason, restarts, state = ?state, "service ended");
-                self.set(state, Some(reason));
+                self.set(state, Some((kind, reason)));
                 return;
             }
             if ran >= HEALTHY_AFTER {
@@ -210,7 +254,7 @@ impl ServiceRuntime {
                 backoff_ms = backoff.as_millis() as u64,
                 "service exited; restarting after backoff"
             );
-            self.set(ServiceState::Backoff, Some(reason));
+            self.set(ServiceState::Backoff, Some((kind, reason)));
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
                 _ = stop.wait_for(|s| *s) => {
@@ -220,7 +264,7 @@ impl ServiceRuntime {
                 }
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
-            lock(&self.status).1 += 1;
+            lock(&self.status).restarts += 1;
         }
     }
 

@@ -4,6 +4,7 @@
 
 use crate::guest_log::{GuestLog, StdStream};
 use crate::outgoing_http::HttpHooks;
+use crate::trace::StoreTrace;
 use hearth_interfaces::{InterfacesCtx, InterfacesHost, InterfacesView, PartInterfaces};
 use hearth_net::{EgressPolicy, NetCtx, NetCtxView, NetView, Network, Role};
 use std::sync::Arc;
@@ -85,6 +86,7 @@ impl InvocationState {
             hooks: HttpHooks {
                 network: Arc::clone(&template.network),
                 policy: Arc::clone(&template.policy),
+                trace: StoreTrace::new(&template.component),
             },
             net: NetCtx::with_policy(
                 Arc::clone(&template.network),
@@ -97,6 +99,21 @@ impl InvocationState {
                 .instances(64)
                 .build(),
             deadline,
+        }
+    }
+}
+
+impl InvocationState {
+    /// The store's trace, when tracing is on.
+    pub(crate) fn trace(&self) -> Option<&StoreTrace> {
+        self.hooks.trace.as_ref()
+    }
+
+    /// Makes `context` the span the guest works within: its outgoing requests and calls are
+    /// children of it.
+    pub(crate) fn set_trace_context(&mut self, context: &opentelemetry::Context) {
+        if let Some(trace) = &mut self.hooks.trace {
+            trace.context = Some(context.clone());
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The work the cron service schedules: exports `wasmcloud:example/cron.invoke`, prints a
-//! line per call (forwarded to hearth's log, with `VERSION` when set), and fails on purpose
-//! when `FAIL` is set.
+//! line per call (forwarded to hearth's log, with `VERSION` when set), traps on purpose when
+//! `TRAP` is set, and, when `PING_URL` is set, sends `GET $PING_URL` with `wasi:http` on each
+//! call (so a trace can follow service → component → outgoing request).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -22,8 +23,28 @@ impl exports::wasmcloud::example::cron::Guest for Component {
         // `VERSION` tells versions apart in the log, e.g. across a live update.
         let version = std::env::var("VERSION").map(|v| format!(" {v}")).unwrap_or_default();
         println!("cron tick{version} (calls on this instance: {n})");
-        Ok(())
+        match std::env::var("PING_URL") {
+            Ok(url) => wstd::runtime::block_on(ping(&url)),
+            Err(_) => Ok(()),
+        }
     }
 }
 
 export!(Component);
+
+/// `GET url`; any answer but a 2xx is an error.
+async fn ping(url: &str) -> Result<(), String> {
+    use wstd::http::{Body, Client, Request};
+    let request = Request::get(url)
+        .body(Body::empty())
+        .map_err(|e| format!("bad PING_URL: {e}"))?;
+    let response = Client::new()
+        .send(request)
+        .await
+        .map_err(|e| format!("ping failed: {e}"))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("ping answered {}", response.status()))
+    }
+}

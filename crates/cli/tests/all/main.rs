@@ -21,3 +21,4 @@ mod servers;
 mod services;
 mod shutdown;
 mod support;
+mod traces;

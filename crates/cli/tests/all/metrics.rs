@@ -178,6 +178,25 @@ fn a_crashing_service_shows_its_restarts_and_state() {
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum();
             assert_eq!(states, 1.0, "{scrape}");
+            // It crashed last (it traps), and a crash is the only exit it has had.
+            let exit = |reason: &str| {
+                sample(
+                    &scrape,
+                    "hearth_service_last_exit",
+                    &format!(r#"workload="flaky",reason="{reason}""#),
+                )
+            };
+            assert_eq!(exit("crashed"), Some(1.0), "{scrape}");
+            assert_eq!(exit("clean"), Some(0.0), "{scrape}");
+            assert!(
+                sample(
+                    &scrape,
+                    "hearth_service_uptime_seconds",
+                    r#"workload="flaky""#
+                )
+                .is_some_and(|s| (0.0..5.0).contains(&s)),
+                "{scrape}"
+            );
             return;
         }
         assert!(Instant::now() < deadline, "no restarts counted: {scrape}");

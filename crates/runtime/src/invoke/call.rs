@@ -5,7 +5,9 @@
 
 use super::{Admission, InvokeError};
 use crate::state::InvocationState;
+use crate::trace;
 use crate::workload::ComponentRuntime;
+use opentelemetry::trace::SpanKind;
 use std::sync::Arc;
 use wasmtime::component::{Linker, Val};
 
@@ -35,13 +37,41 @@ impl Callee {
 }
 
 impl ComponentRuntime {
-    /// Calls `interface`.`func` on a fresh instance with `params`, filling `results`.
+    /// Calls `interface`.`func` on a fresh instance with `params`, filling `results`;
+    /// `caller` is the caller's span of the call, when tracing.
     pub async fn call_export(
         self: &Arc<Self>,
         interface: &str,
         func: &str,
         params: &[Val],
         results: &mut [Val],
+        caller: Option<&opentelemetry::Context>,
+    ) -> Result<(), InvokeError> {
+        let span = caller.and_then(|parent| {
+            trace::invocation(
+                Some(parent),
+                &self.workload,
+                &self.name,
+                format!("{interface}.{func}"),
+                SpanKind::Server,
+            )
+        });
+        let called = self
+            .call_traced(interface, func, params, results, span.as_ref())
+            .await;
+        if let Some(span) = span {
+            span.end(called.as_ref().err().map(InvokeError::short_reason));
+        }
+        called
+    }
+
+    async fn call_traced(
+        self: &Arc<Self>,
+        interface: &str,
+        func: &str,
+        params: &[Val],
+        results: &mut [Val],
+        span: Option<&trace::Span>,
     ) -> Result<(), InvokeError> {
         let super::Invocation {
             mut store,
@@ -49,6 +79,9 @@ impl ComponentRuntime {
             timeout,
             permit: _permit,
         } = self.admit(Admission::Bounded).await?;
+        if let Some(span) = span {
+            store.data_mut().set_trace_context(span.context());
+        }
         let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let iface = instance
@@ -130,15 +163,28 @@ pub(crate) fn link_export(
         let callee = Arc::clone(callee);
         let interface = export.to_string();
         let func_name = name.to_string();
-        inst.func_new_async(name, move |_store, _ty, params, results| {
+        inst.func_new_async(name, move |store, _ty, params, results| {
             let callee = callee.get();
             let interface = interface.clone();
             let func_name = func_name.clone();
+            let span = store
+                .data()
+                .trace()
+                .and_then(|caller| trace::call(caller, &interface, &func_name));
             Box::new(async move {
-                match callee
-                    .call_export(&interface, &func_name, params, results)
-                    .await
-                {
+                let called = callee
+                    .call_export(
+                        &interface,
+                        &func_name,
+                        params,
+                        results,
+                        span.as_ref().map(trace::Span::context),
+                    )
+                    .await;
+                if let Some(span) = span {
+                    span.end(called.as_ref().err().map(InvokeError::short_reason));
+                }
+                match called {
                     Ok(()) => Ok(()),
                     Err(e) if returns_string_error => {
                         if let Some(slot) = results.first_mut() {

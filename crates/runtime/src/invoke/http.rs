@@ -4,11 +4,13 @@
 
 use super::{Admission, InvokeError};
 use crate::metrics::Outcome;
+use crate::state::InvocationState;
 use crate::workload::ComponentRuntime;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 /// The body type of every response hearth produces.
@@ -30,8 +32,41 @@ impl ComponentRuntime {
                 Instant::now(),
             );
         };
+        let span = crate::trace::http_request(
+            &req,
+            &self.workload,
+            &self.name,
+            self.route().map(|r| r.path.as_str()),
+        );
+        let answer = self.serve_http(proxy, req, span.as_ref()).await;
+        if let Some(span) = span {
+            let status = match &answer {
+                Ok(response) => response.status().as_u16(),
+                Err(e) => e.status(),
+            };
+            span.end_http(status, false);
+        }
+        answer
+    }
+
+    async fn serve_http<B>(
+        self: &Arc<Self>,
+        proxy: ProxyPre<InvocationState>,
+        req: hyper::Request<B>,
+        span: Option<&crate::trace::Span>,
+    ) -> Result<hyper::Response<OutgoingBody>, InvokeError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let mut invocation = self.admit(Admission::Bounded).await?;
         let admitted = Instant::now();
+        if let Some(span) = span {
+            invocation
+                .store
+                .data_mut()
+                .set_trace_context(span.context());
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let http = invocation.store.data_mut();
         let (req, out) = match (

@@ -59,6 +59,17 @@ impl ComponentRuntime {
                 std::time::Instant::now(),
             );
         };
+        let span = crate::trace::invocation(
+            None,
+            &self.workload,
+            &self.name,
+            format!("deliver {}", self.name),
+            opentelemetry::trace::SpanKind::Consumer,
+        );
+        if let Some(span) = &span {
+            span.set("messaging.destination.name", m.subject.clone());
+            store.data_mut().set_trace_context(span.context());
+        }
         let message = BrokerMessage {
             subject: m.subject,
             body: m.body.into(),
@@ -75,6 +86,10 @@ impl ComponentRuntime {
                     wasmtime::Error::msg(format!("the handler returned an error: {reason}"))
                 })
         };
-        self.complete(deadline, timeout, call).await
+        let handled = self.complete(deadline, timeout, call).await;
+        if let Some(span) = span {
+            span.end(handled.as_ref().err().map(InvokeError::short_reason));
+        }
+        handled
     }
 }

@@ -47,6 +47,15 @@ pub enum InvokeError {
 }
 
 impl InvokeError {
+    /// The HTTP status code this failure is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            InvokeError::Overloaded => 503,
+            InvokeError::Timeout(_) => 504,
+            InvokeError::Guest(_) | InvokeError::ErrorCode(_) | InvokeError::NotExported(_) => 500,
+        }
+    }
+
     /// A one-line reason a caller may see, without guest internals.
     pub fn short_reason(&self) -> String {
         match self {
