@@ -22,7 +22,7 @@ pub mod messaging;
 
 pub use backend_config::BackendConfig;
 
-use hearth_manifest::{HostInterfaceSpec, Workload};
+use hearth_manifest::{HostInterfaceSpec, Part, Workload};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
@@ -60,6 +60,24 @@ pub use hearth_manifest::package_of;
 pub fn serves(import: &str) -> bool {
     let package = package_of(import);
     PACKAGES.iter().any(|(p, _)| *p == package)
+}
+
+/// The backend that serves `package` to `part` of `workload`: the part's own
+/// `hostInterfaces` entry, else the workload's, else the package's default (its first
+/// backend), the same order [`HostInterfaces::configure`] binds in. `None` for a package this
+/// crate does not serve.
+pub fn backend_of<'a>(workload: &'a Workload, part: Part, package: &str) -> Option<&'a str> {
+    let default = PACKAGES.iter().find(|(p, _)| *p == package)?.1.first()?;
+    let own = match part {
+        Part::Component(i) => workload.spec.components.get(i).map(|c| &c.host_interfaces),
+        Part::Service => workload.spec.service.as_ref().map(|s| &s.host_interfaces),
+    };
+    let declared = own
+        .into_iter()
+        .flatten()
+        .chain(&workload.spec.host_interfaces)
+        .find(|d| package_of(&d.interface) == package);
+    Some(declared.map_or(*default, |d| d.backend.as_str()))
 }
 
 /// One `hostInterfaces[]` entry and where it sits in the manifest.

@@ -13,7 +13,8 @@
 //!
 //! Beside them: `engine.rs` (pooling allocator, epochs), `cache.rs` (compiled code on disk),
 //! `service.rs` (the supervisor), `publish.rs` (host ports), `state.rs` (what a store holds),
-//! `outgoing_http.rs`, `guest_log.rs`, `gate.rs`, `inspect.rs` (for `hearth inspect`).
+//! `outgoing_http.rs`, `guest_log.rs`, `gate.rs`, `inspect.rs` (for `hearth inspect`),
+//! `topology.rs` (who serves each part's imports, for the admin API and the dashboard).
 //!
 //! It does not fetch images (`hearth-oci`, before planning), own sockets (`hearth-net`) or
 //! serve HTTP (`hearth-http` drives [`ComponentRuntime`] and [`Workloads`]).
@@ -34,6 +35,7 @@ mod publish;
 mod service;
 mod start;
 mod state;
+pub mod topology;
 pub mod trace;
 mod workload;
 

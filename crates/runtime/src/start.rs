@@ -72,6 +72,7 @@ pub(crate) async fn start(
         published: Arc::new(published),
         subscriptions,
         callees,
+        topology: crate::topology::of(&built.plan),
         fingerprint: built.plan.fingerprint,
     })
 }

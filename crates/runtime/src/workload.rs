@@ -47,6 +47,8 @@ pub struct RunningWorkload {
     pub(crate) callees: Callees,
     /// What this version was planned from.
     pub(crate) fingerprint: Fingerprint,
+    /// Each part's imports and who serves them, for people.
+    pub topology: Vec<crate::topology::PartTopology>,
 }
 
 impl RunningWorkload {

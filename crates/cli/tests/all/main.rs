@@ -4,6 +4,7 @@
 
 mod blobstore;
 mod config_logging;
+mod dashboard;
 mod dev;
 mod faults;
 mod inspect;

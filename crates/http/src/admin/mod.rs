@@ -9,20 +9,27 @@
 //! | `DELETE /v1/workloads/{name}` | delete it, once drained: `200`, or `404` |
 //! | `GET /v1/workloads/{name}/logs` | its guests' recent lines as JSON lines; `follow=1` streams new ones |
 //! | `GET /metrics` | Prometheus text exposition (when the process records metrics) |
+//! | `GET /ui` | the dashboard (HTML; its login form without a credential) |
+//! | `GET /ui/app.js`, `/ui/app.css` | the dashboard's script and style (no data; never need the token) |
+//! | `POST /ui/login` | form `token=...`: `303` to `/ui` with the session cookie, or `401` |
+//! | `POST /ui/logout` | `303` to `/ui`, clearing the session cookie |
 //!
-//! With a token, every request but `/healthz` needs `Authorization: Bearer <token>`, compared
-//! in constant time; a refusal is `401` and is logged with the peer's address, never the
-//! token. Request bodies are bounded ([`MAX_BODY`]).
+//! With a token, every request but `/healthz` and the dashboard's own paths needs
+//! `Authorization: Bearer <token>`, or, for `GET` only, the dashboard's session cookie
+//! ([`auth`]); both are compared in constant time. A refusal is `401` and is logged with the
+//! peer's address, never the token. Request bodies are bounded ([`MAX_BODY`]).
 
+mod auth;
 mod lifecycle;
 mod logs;
 mod status;
+mod ui;
 
 pub use status::{WorkloadStatus, workload_status};
 
 use crate::responses;
 use hearth_runtime::{OutgoingBody, Workloads};
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -31,7 +38,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
 /// Largest request body the admin API reads (a manifest document); larger is `413`.
@@ -52,18 +58,10 @@ pub struct AdminApi {
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl AdminApi {
-    /// Whether `req` carries the token (or none is needed).
-    fn authorized<B>(&self, req: &Request<B>) -> bool {
-        let Some(token) = &self.token else {
-            return true;
-        };
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+    fn auth(&self) -> auth::Auth<'_> {
+        auth::Auth {
+            token: self.token.as_deref(),
+        }
     }
 }
 
@@ -102,8 +100,12 @@ async fn route(api: &AdminApi, peer: SocketAddr, req: Request<Incoming>) -> Resp
             _ => method_not_allowed(),
         };
     }
-    if !api.authorized(&req) {
-        tracing::warn!(%peer, method = %req.method(), %path, "admin request refused: missing or wrong bearer token");
+    if ui::owns(&path) {
+        return ui::handle(&api.auth(), peer, req).await;
+    }
+    let verdict = api.auth().check(req.method(), req.headers());
+    if !verdict.allowed() {
+        tracing::warn!(%peer, method = %req.method(), %path, "admin request refused: {}", verdict.why());
         return responses::owned_text(
             StatusCode::UNAUTHORIZED,
             "401 Unauthorized: send `Authorization: Bearer <token>` (hearth reads it from --admin-token-file or HEARTH_ADMIN_TOKEN)\n".into(),

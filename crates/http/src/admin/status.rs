@@ -1,7 +1,9 @@
 //! What the admin API reports about a workload: its components (routes, limits, counters)
-//! and its service (state, restarts, last exit, ports), as JSON.
+//! and its service (state, restarts, last exit, ports), and its topology (what each part
+//! imports and who serves it), as JSON.
 
 use hearth_manifest::{HttpRoute, Limits};
+use hearth_runtime::topology::PartTopology;
 use hearth_runtime::{RunningWorkload, ServiceStatus, StatsSnapshot};
 use serde::Serialize;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ pub struct WorkloadStatus {
     pub components: Vec<ComponentStatus>,
     /// Its service, if it has one.
     pub service: Option<ServiceStatus>,
+    /// Every part's exports and imports, and who serves each import.
+    pub topology: Vec<PartTopology>,
 }
 
 /// One component as the admin API reports it.
@@ -60,6 +64,7 @@ impl WorkloadStatus {
                 })
                 .collect(),
             service: w.service.as_ref().map(|s| s.status(w.published())),
+            topology: w.topology.clone(),
         }
     }
 }

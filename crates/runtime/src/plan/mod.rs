@@ -37,6 +37,8 @@ pub struct Plan {
 pub(crate) struct PlannedPart {
     pub part: Part,
     pub bytes: Vec<u8>,
+    /// What it imports and exports (for the topology the admin API reports).
+    pub world: World,
     pub links: Vec<Link>,
     pub policy: Arc<EgressPolicy>,
 }
@@ -129,6 +131,7 @@ fn link(
         Ok(Some(PlannedPart {
             part,
             bytes: file.bytes,
+            world: file.world,
             links,
             policy: policies
                 .get(&part)
