@@ -275,7 +275,7 @@ mod tests {
         };
         // The stop is sent twice (say the first was not delivered): one replacement owed.
         assert_eq!(
-            r.pass(&hosts, &failed, &[stop.clone()], |_| true),
+            r.pass(&hosts, &failed, std::slice::from_ref(&stop), |_| true),
             vec![None]
         );
         assert_eq!(
