@@ -567,6 +567,11 @@ pub struct ControllerArgs {
     /// the NATS cluster has three nodes or more, else 1.
     #[arg(long, value_name = "N")]
     pub store_replicas: Option<usize>,
+    /// Serve Prometheus metrics (hosts and their heartbeat age, replicas desired and ready,
+    /// reschedules, leadership) at `GET /metrics` on this address, e.g. `127.0.0.1:9100`.
+    /// No token: keep it on loopback or a private network. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: crate::logging::LogFormat,
@@ -594,7 +599,11 @@ pub fn controller(args: ControllerArgs) -> ExitCode {
             }
         };
         tracing::info!(%id, "controller started");
-        let controller = Controller::new(ControllerConfig::new(id), client, store);
+        let controller = Controller::new(ControllerConfig::new(id.clone()), client, store);
+        if let Some(addr) = args.metrics {
+            let view = std::sync::Arc::clone(&controller);
+            crate::metrics::serve(addr, "controller", &id, move || view.collect_metrics()).await?;
+        }
         controller.run(crate::run::shutdown_signal()).await;
         Ok::<(), String>(())
     });

@@ -1,6 +1,8 @@
 //! The process's metrics recorder: Prometheus text exposition, rendered at `GET /metrics` on
-//! the admin listener. Installed once per process; every histogram gets the same buckets
-//! (seconds, 0.5 ms to 10 s).
+//! a host's admin listener, or on the `--metrics ADDR` listener of `hearth controller` and
+//! `hearth operator`. Installed once per process; every histogram gets the same buckets
+//! (seconds, 0.5 ms to 10 s). A host's series carry a global `host` label (its host name),
+//! a controller's `controller` (its lease id), an operator's `operator`.
 
 use hearth_runtime::Workloads;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -22,17 +24,32 @@ pub(crate) fn install() {
     handle();
 }
 
-/// The installed recorder's handle (installing it on first use), or `None` if another
-/// recorder was installed first.
+/// Installs the recorder of a process that is not a host, labelling every series
+/// `role=id` (`controller=…`, `operator=…`).
+fn install_as(role: &'static str, id: &str) -> Option<&'static PrometheusHandle> {
+    handle_labelled(|| (role, id.to_string()))
+}
+
+/// The installed recorder's handle (installing it on first use, as a host's), or `None` if
+/// another recorder was installed first.
 fn handle() -> Option<&'static PrometheusHandle> {
+    handle_labelled(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        ("host", host)
+    })
+}
+
+fn handle_labelled(
+    label: impl FnOnce() -> (&'static str, String),
+) -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default();
+            let (key, value) = label();
             let recorder = PrometheusBuilder::new()
                 .set_buckets(BUCKETS)
-                .and_then(|b| b.add_global_label("host", host).install_recorder());
+                .and_then(|b| b.add_global_label(key, value).install_recorder());
             match recorder {
                 Ok(handle) => {
                     // Histogram samples pile up until upkeep folds them into their buckets: do it
@@ -67,8 +84,48 @@ pub(crate) fn renderer(
     let handle = handle()?;
     let workloads = Arc::clone(workloads);
     Some(Arc::new(move || {
-        hearth_runtime::metrics::collect(&workloads.list(), pool_size);
+        let list = workloads.list();
+        hearth_runtime::metrics::collect(&list, pool_size);
+        collect_network(&list);
         handle.run_upkeep();
         handle.render()
     }))
+}
+
+/// Open virtual connections per workload (`hearth_virtual_connections{workload}`): the
+/// loopback connections its network holds now (one atomic load each).
+fn collect_network(workloads: &[Arc<hearth_runtime::RunningWorkload>]) {
+    for w in workloads {
+        metrics::gauge!("hearth_virtual_connections", "workload" => w.name.to_string())
+            .set(w.network.open_connections() as f64);
+    }
+}
+
+/// `--metrics ADDR` of `hearth controller` and `hearth operator`: installs the recorder
+/// (labelled `role=id`) and serves `GET /metrics` and `/healthz` on `addr` until the
+/// process stops; `collect` sets the state gauges just before each scrape is rendered.
+pub(crate) async fn serve(
+    addr: std::net::SocketAddr,
+    role: &'static str,
+    id: &str,
+    collect: impl Fn() + Send + Sync + 'static,
+) -> Result<(), String> {
+    let handle = install_as(role, id)
+        .ok_or("metrics are off: another metrics recorder was installed first")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen for --metrics on {addr}: {e}"))?;
+    let local = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %local, "serving metrics at /metrics");
+    let render: hearth_http::RenderMetrics = Arc::new(move || {
+        collect();
+        handle.run_upkeep();
+        handle.render()
+    });
+    tokio::spawn(hearth_http::serve_metrics(
+        listener,
+        render,
+        std::future::pending(),
+    ));
+    Ok(())
 }

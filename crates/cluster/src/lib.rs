@@ -8,13 +8,15 @@
 //!   the status it writes);
 //! - [`commands`]: commands to hosts, bounded and timed out;
 //! - [`observed`]: heartbeats with a controller's overlays, its view for planning;
-//! - [`counts`]: replica counts and the availability minimum, shared with the operator.
+//! - [`counts`]: replica counts and the availability minimum, shared with the operator;
+//! - [`metrics`]: the cluster's Prometheus numbers (hosts, replicas, reschedules, leader).
 
 pub mod agent;
 pub mod commands;
 pub mod controller;
 pub mod counts;
 pub mod deployment;
+pub mod metrics;
 pub mod nats;
 pub mod observed;
 pub mod protocol;

@@ -8,11 +8,13 @@
 
 mod admin;
 mod forward;
+mod metrics_listener;
 mod responses;
 mod router;
 mod server;
 
 pub use admin::{AdminApi, MAX_BODY, RenderMetrics, WorkloadStatus, serve_admin, workload_status};
 pub use forward::{FORWARDED_BY, Forward, NO_REPLICA};
+pub use metrics_listener::serve_metrics;
 pub use router::{Deployed, Router, Snapshot};
 pub use server::{Ingress, ServeOptions, serve};

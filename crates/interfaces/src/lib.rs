@@ -19,6 +19,7 @@ pub mod config;
 pub mod keyvalue;
 pub mod logging;
 pub mod messaging;
+pub mod meter;
 
 pub use backend_config::BackendConfig;
 

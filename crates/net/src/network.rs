@@ -6,11 +6,11 @@
 
 use crate::bindings::ErrorCode;
 use crate::bindings::sockets::network::IpAddressFamily;
-use crate::pipe::{self, PipeReader, PipeWriter, VirtualStream};
+use crate::pipe::{self, OpenConnection, PipeReader, PipeWriter, VirtualStream};
 use crate::policy::EgressPolicy;
 use crate::udp::UdpInbox;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -39,6 +39,8 @@ pub struct Network {
     udp: Mutex<HashMap<u16, Arc<UdpInbox>>>,
     /// Next candidate ephemeral port (as an offset into the ephemeral range).
     next_ephemeral: AtomicU32,
+    /// Virtual connections with an end still alive (see [`Network::open_connections`]).
+    open_connections: Arc<AtomicUsize>,
 }
 
 enum TcpEntry {
@@ -69,6 +71,7 @@ impl Network {
             tcp: Mutex::new(HashMap::new()),
             udp: Mutex::new(HashMap::new()),
             next_ephemeral: AtomicU32::new(0),
+            open_connections: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -95,6 +98,13 @@ impl Network {
         &self.policy
     }
 
+    /// Virtual connections open now: made by a guest's `connect` to loopback, a published
+    /// port or a `wasi:http` request to localhost, and not yet closed at both ends (queued in
+    /// a backlog counts). One atomic load: cheap enough for every scrape.
+    pub fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
     /// The workload this network belongs to.
     pub fn workload(&self) -> &str {
         &self.workload
@@ -111,7 +121,8 @@ impl Network {
             Some(TcpEntry::Listening(backlog)) => backlog.clone(),
             _ => return Err(ConnectError::Refused),
         };
-        let (client, server) = pipe::duplex();
+        let (client, server) =
+            pipe::duplex_counted(Some(OpenConnection::new(&self.open_connections)));
         backlog.push(PendingConn {
             reader: server.0,
             writer: server.1,
@@ -368,6 +379,29 @@ mod tests {
         assert_ne!(e1.port(), e2.port());
         drop(p);
         assert!(n.bind_tcp(80).is_ok());
+    }
+
+    #[test]
+    fn open_connections_count_until_every_end_is_gone() {
+        let n = net("a");
+        let port = n.bind_tcp(9000).unwrap();
+        let backlog = port.listen(IpAddressFamily::Ipv4, 8);
+        assert_eq!(n.open_connections(), 0);
+        let client = n.connect(9000).unwrap();
+        let other = n.connect(9000).unwrap();
+        assert_eq!(n.open_connections(), 2);
+        let accepted = backlog.pop().unwrap();
+        drop(client);
+        // The accepted end still lives: the connection is half-closed, not gone.
+        assert_eq!(n.open_connections(), 2);
+        drop(accepted);
+        assert_eq!(n.open_connections(), 1);
+        drop(other);
+        // Its far end is still queued in the backlog until the listener goes.
+        assert_eq!(n.open_connections(), 1);
+        drop(port);
+        drop(backlog);
+        assert_eq!(n.open_connections(), 0);
     }
 
     #[test]

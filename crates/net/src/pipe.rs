@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -24,6 +25,29 @@ const MAX_READ: usize = PIPE_CAPACITY;
 /// A one-way, bounded, in-memory byte pipe.
 pub(crate) struct Pipe {
     state: Mutex<PipeState>,
+    /// The connection this pipe is half of, for the network's count of open ones.
+    _connection: Option<Arc<OpenConnection>>,
+}
+
+/// One open virtual connection in its network's count: held by both pipes of the
+/// connection, so the count drops when the last of its four ends is gone.
+pub(crate) struct OpenConnection {
+    open: Arc<AtomicUsize>,
+}
+
+impl OpenConnection {
+    pub(crate) fn new(open: &Arc<AtomicUsize>) -> Arc<Self> {
+        open.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Self {
+            open: Arc::clone(open),
+        })
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct PipeState {
@@ -46,8 +70,9 @@ fn store_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
 }
 
 impl Pipe {
-    fn new(capacity: usize) -> Arc<Self> {
+    fn new(capacity: usize, connection: Option<Arc<OpenConnection>>) -> Arc<Self> {
         Arc::new(Self {
+            _connection: connection,
             state: Mutex::new(PipeState {
                 chunks: VecDeque::new(),
                 len: 0,
@@ -215,9 +240,17 @@ impl PipeState {
 }
 
 /// Creates one connection: returns the two ends, each as (reader, writer).
+#[cfg(test)]
 pub(crate) fn duplex() -> ((PipeReader, PipeWriter), (PipeReader, PipeWriter)) {
-    let a_to_b = Pipe::new(PIPE_CAPACITY);
-    let b_to_a = Pipe::new(PIPE_CAPACITY);
+    duplex_counted(None)
+}
+
+/// Creates one connection counted in `connection` while any of its ends lives.
+pub(crate) fn duplex_counted(
+    connection: Option<Arc<OpenConnection>>,
+) -> ((PipeReader, PipeWriter), (PipeReader, PipeWriter)) {
+    let a_to_b = Pipe::new(PIPE_CAPACITY, connection.clone());
+    let b_to_a = Pipe::new(PIPE_CAPACITY, connection);
     (
         (
             PipeReader {

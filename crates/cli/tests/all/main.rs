@@ -15,6 +15,7 @@ mod logs;
 mod manifests;
 mod messaging;
 mod metrics;
+mod metrics_interfaces;
 mod new;
 mod oci;
 mod routing;

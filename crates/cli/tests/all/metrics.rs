@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A Prometheus server scraping `target` every second.
-struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
     addr: SocketAddr,
     _dir: TempDir,
@@ -22,7 +22,7 @@ impl Drop for Prometheus {
 }
 
 impl Prometheus {
-    fn start(target: SocketAddr) -> Self {
+    pub(crate) fn start(target: SocketAddr) -> Self {
         let dir = TempDir::new("prometheus");
         let config = dir.write(
             "prometheus.yml",
@@ -51,7 +51,7 @@ impl Prometheus {
     }
 
     /// The value of an instant query with one result, once it has one.
-    fn value(&self, query: &str) -> Option<f64> {
+    pub(crate) fn value(&self, query: &str) -> Option<f64> {
         let path = format!("/api/v1/query?query={}", percent_encode(query));
         let resp = std::panic::catch_unwind(|| request(self.addr, "localhost", &path)).ok()?;
         let json: serde_json::Value = serde_json::from_str(&resp.body).ok()?;
@@ -59,7 +59,7 @@ impl Prometheus {
     }
 
     /// Waits until `query` answers `wanted`.
-    fn wait_for(&self, query: &str, wanted: f64) {
+    pub(crate) fn wait_for(&self, query: &str, wanted: f64) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = None;
         while Instant::now() < deadline {

@@ -14,6 +14,7 @@
 
 use crate::commands::Commands;
 use crate::deployment;
+use crate::metrics::{self, Reschedules};
 use crate::observed::Observed;
 use crate::protocol::{
     self, Heartbeat, PROTOCOL, ReplicaCommand, ReplicaState, Reply, StartCommand, subject,
@@ -22,7 +23,7 @@ use crate::scheduler::{self, Action, Desired, Inputs, Replica, StopReason};
 use crate::store::{DeploymentRecord, DeploymentStatus, Store};
 use async_nats::Client;
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -84,6 +85,10 @@ pub struct Controller {
     desired_loaded: std::sync::atomic::AtomicBool,
     lead: Mutex<Leadership>,
     commands: Commands,
+    /// Which starts replace a lost or failed replica, for the metrics.
+    reschedules: Mutex<Reschedules>,
+    /// Deployments the metrics have shown.
+    shown: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,6 +107,8 @@ impl Controller {
             desired: Mutex::new(BTreeMap::new()),
             desired_loaded: std::sync::atomic::AtomicBool::new(false),
             lead: Mutex::new(Leadership::default()),
+            reschedules: Mutex::new(Reschedules::default()),
+            shown: Mutex::new(HashSet::new()),
         })
     }
 
@@ -130,6 +137,23 @@ impl Controller {
     /// The term this controller leads with, if it leads.
     pub fn term(&self) -> Option<u64> {
         lock(&self.lead).term
+    }
+
+    /// Sets the cluster's gauges (see [`crate::metrics`]) from this controller's view now:
+    /// call it just before rendering a scrape. A standby reports the same hosts and replicas
+    /// as the leader (it hears the same heartbeats and reads the same store).
+    pub fn collect_metrics(&self) {
+        metrics::leader(self.term().is_some());
+        let ready = {
+            let observed = lock(&self.observed);
+            metrics::hosts(&observed);
+            metrics::ready_by_deployment(&observed)
+        };
+        let desired: BTreeMap<String, Option<u32>> = lock(&self.desired)
+            .iter()
+            .map(|(name, e)| (name.clone(), e.desired.as_ref().ok().map(|d| d.replicas)))
+            .collect();
+        metrics::replicas(&desired, &ready, &mut lock(&self.shown));
     }
 
     async fn watch_heartbeats(self: Arc<Self>) {
@@ -325,6 +349,8 @@ impl Controller {
             }
             if reason.is_none() {
                 self.reconcile().await;
+            } else {
+                lock(&self.reschedules).forget();
             }
         }
     }
@@ -355,7 +381,12 @@ impl Controller {
             backoffs: &backoffs,
             now_ms,
         });
-        for action in plan.actions {
+        let replacing = {
+            let desired = lock(&self.desired);
+            lock(&self.reschedules)
+                .pass(&hosts, &current, &plan.actions, |d| desired.contains_key(d))
+        };
+        for (action, replacing) in plan.actions.into_iter().zip(replacing) {
             match action {
                 Action::Start {
                     deployment,
@@ -365,6 +396,7 @@ impl Controller {
                     let Some(record) = records.get(&deployment) else {
                         continue;
                     };
+                    metrics::started(replacing);
                     self.start(term, record, &revision, &host);
                 }
                 Action::Stop {
@@ -372,7 +404,10 @@ impl Controller {
                     deployment,
                     host,
                     why,
-                } => self.stop(term, &replica, &deployment, &host, why),
+                } => {
+                    metrics::stopped(why);
+                    self.stop(term, &replica, &deployment, &host, why);
+                }
             }
         }
         self.write_statuses(&current, &plan.unschedulable).await;

@@ -17,6 +17,7 @@
 mod filesystem;
 mod host;
 mod memory;
+mod metered;
 mod values;
 
 pub use values::{Container, IncomingValue, OutgoingValue, StreamObjectNames};
@@ -173,7 +174,10 @@ pub(crate) async fn bind(
     decl: Option<Declared<'_>>,
 ) -> Result<Binding, FieldError> {
     let (backend, names): (Arc<dyn BlobBackend>, Vec<String>) = match decl {
-        None => (shared.memory.clone(), Vec::new()),
+        None => (
+            metered::Metered::wrap(shared.memory.clone(), workload, "memory"),
+            Vec::new(),
+        ),
         Some(d) => {
             let s = settings(d)?;
             let backend: Arc<dyn BlobBackend> = match s.kind {
@@ -184,7 +188,10 @@ pub(crate) async fn bind(
                         .map_err(|e| d.config().error("path", e))?,
                 ),
             };
-            (backend, s.shared)
+            (
+                metered::Metered::wrap(backend, workload, &d.spec.backend),
+                s.shared,
+            )
         }
     };
     Ok(Binding {

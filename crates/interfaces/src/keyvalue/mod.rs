@@ -19,6 +19,7 @@
 
 mod filesystem;
 mod memory;
+mod metered;
 mod redis;
 
 use crate::bindings::keyvalue::store::{Error, KeyResponse};
@@ -253,7 +254,7 @@ pub(crate) async fn bind(
 ) -> Result<Binding, FieldError> {
     let Some(d) = decl else {
         return Ok(Binding {
-            backend: shared.memory.clone(),
+            backend: metered::Metered::wrap(shared.memory.clone(), workload, "memory"),
             workload: Arc::clone(workload),
             shared: Arc::new([]),
         });
@@ -291,7 +292,7 @@ pub(crate) async fn bind(
         _ => return Err(d.unknown_backend(BACKENDS)),
     };
     Ok(Binding {
-        backend,
+        backend: metered::Metered::wrap(backend, workload, &d.spec.backend),
         workload: Arc::clone(workload),
         shared: buckets.into(),
     })

@@ -8,6 +8,7 @@
 //! reconnects by itself and resubscribes.
 
 mod memory;
+mod metered;
 mod nats;
 
 use crate::bindings::messaging::consumer;
@@ -87,18 +88,20 @@ pub(crate) fn check(d: Declared<'_>) -> Result<(), FieldError> {
 
 pub(crate) async fn bind(
     shared: &Shared,
-    _workload: &Arc<str>,
+    workload: &Arc<str>,
     decl: Option<Declared<'_>>,
 ) -> Result<Binding, FieldError> {
-    let broker: Arc<dyn Broker> = match decl {
-        None => shared.memory.clone(),
+    let (broker, backend): (Arc<dyn Broker>, &str) = match decl {
+        None => (shared.memory.clone(), "memory"),
         Some(d) => match d.spec.backend.as_str() {
-            "memory" => shared.memory.clone(),
-            "nats" => Arc::new(nats::NatsBroker::connect(d).await?),
+            "memory" => (shared.memory.clone(), "memory"),
+            "nats" => (Arc::new(nats::NatsBroker::connect(d).await?), "nats"),
             _ => return Err(d.unknown_backend(BACKENDS)),
         },
     };
-    Ok(Binding { broker })
+    Ok(Binding {
+        broker: metered::Metered::wrap(broker, workload, backend),
+    })
 }
 
 /// Subscribes `part`'s broker to `pattern`, for the runtime to deliver to its handler.
