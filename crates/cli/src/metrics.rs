@@ -84,21 +84,10 @@ pub(crate) fn renderer(
     let handle = handle()?;
     let workloads = Arc::clone(workloads);
     Some(Arc::new(move || {
-        let list = workloads.list();
-        hearth_runtime::metrics::collect(&list, pool_size);
-        collect_network(&list);
+        hearth_runtime::metrics::collect(&workloads.list(), pool_size);
         handle.run_upkeep();
         handle.render()
     }))
-}
-
-/// Open virtual connections per workload (`hearth_virtual_connections{workload}`): the
-/// loopback connections its network holds now (one atomic load each).
-fn collect_network(workloads: &[Arc<hearth_runtime::RunningWorkload>]) {
-    for w in workloads {
-        metrics::gauge!("hearth_virtual_connections", "workload" => w.name.to_string())
-            .set(w.network.open_connections() as f64);
-    }
 }
 
 /// `--metrics ADDR` of `hearth controller` and `hearth operator`: installs the recorder

@@ -178,6 +178,8 @@ pub fn collect(workloads: &[Arc<RunningWorkload>], pool_size: u32) {
     gauge!("hearth_instance_pool_in_use").set(f64::from(in_use));
     gauge!("hearth_instance_pool_size").set(f64::from(pool_size));
     for w in workloads {
+        gauge!("hearth_virtual_connections", "workload" => w.name.to_string())
+            .set(w.network.open_connections() as f64);
         for c in &w.components {
             let stats = c.stats();
             gauge!(
