@@ -63,22 +63,28 @@ pub fn serves(import: &str) -> bool {
     PACKAGES.iter().any(|(p, _)| *p == package)
 }
 
-/// The backend that serves `package` to `part` of `workload`: the part's own
-/// `hostInterfaces` entry, else the workload's, else the package's default (its first
-/// backend), the same order [`HostInterfaces::configure`] binds in. `None` for a package this
-/// crate does not serve.
-pub fn backend_of<'a>(workload: &'a Workload, part: Part, package: &str) -> Option<&'a str> {
+/// The backend that serves `package` to `part` of `workload`: what [`HostInterfaces::configure`]
+/// binds, found by the same [`Scope`] (the part's own entry, else the workload's), else the
+/// package's default (its first backend). `None` for a package this crate does not serve.
+pub fn backend_of(workload: &Workload, part: Part, package: &str) -> Option<String> {
     let default = PACKAGES.iter().find(|(p, _)| *p == package)?.1.first()?;
     let own = match part {
         Part::Component(i) => workload.spec.components.get(i).map(|c| &c.host_interfaces),
         Part::Service => workload.spec.service.as_ref().map(|s| &s.host_interfaces),
+    }
+    .map_or(&[][..], Vec::as_slice);
+    // Field paths matter only for errors; the lookup needs none.
+    let own_at = vec![String::new(); own.len()];
+    let top_at = vec![String::new(); workload.spec.host_interfaces.len()];
+    let top = declared(&workload.spec.host_interfaces, &top_at);
+    let scope = Scope {
+        own: declared(own, &own_at),
+        workload: &top,
     };
-    let declared = own
-        .into_iter()
-        .flatten()
-        .chain(&workload.spec.host_interfaces)
-        .find(|d| package_of(&d.interface) == package);
-    Some(declared.map_or(*default, |d| d.backend.as_str()))
+    let backend = scope
+        .find(package)
+        .map_or(*default, |d| d.spec.backend.as_str());
+    Some(backend.to_string())
 }
 
 /// One `hostInterfaces[]` entry and where it sits in the manifest.
@@ -344,4 +350,31 @@ pub fn add_to_linker<T: InterfacesHost + 'static>(linker: &mut Linker<T>) -> was
     bindings::blobstore::container::add_to_linker::<T, HasInterfaces>(linker, get)?;
     bindings::blobstore::blobstore::add_to_linker::<T, HasInterfaces>(linker, get)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_of_prefers_the_parts_own_entry_then_the_workloads_then_the_default() {
+        let yaml = "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: w\nspec:\n  hostInterfaces:\n    - { interface: wasi:keyvalue/store, backend: filesystem, config: { path: /tmp/kv } }\n  components:\n    - name: a\n      image: a.wasm\n      hostInterfaces:\n        - { interface: wasi:keyvalue/store, backend: redis, config: { url: redis://127.0.0.1 } }\n    - name: b\n      image: b.wasm\n";
+        let w = hearth_manifest::parse_str(std::path::Path::new("w.yaml"), yaml)
+            .unwrap()
+            .remove(0);
+        let kv = keyvalue::PACKAGE;
+        assert_eq!(
+            backend_of(&w, Part::Component(0), kv).as_deref(),
+            Some("redis")
+        );
+        assert_eq!(
+            backend_of(&w, Part::Component(1), kv).as_deref(),
+            Some("filesystem")
+        );
+        assert_eq!(
+            backend_of(&w, Part::Component(1), blobstore::PACKAGE).as_deref(),
+            Some(blobstore::BACKENDS[0])
+        );
+        assert_eq!(backend_of(&w, Part::Component(1), "acme:nothing"), None);
+    }
 }

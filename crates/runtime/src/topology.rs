@@ -68,8 +68,7 @@ fn part(workload: &Workload, planned: &PlannedPart) -> PartTopology {
                 (None, Provider::Host { package, .. }) => (
                     "host",
                     hearth_interfaces::backend_of(workload, planned.part, package)
-                        .unwrap_or("?")
-                        .to_string(),
+                        .unwrap_or_else(|| "?".to_string()),
                     None,
                 ),
                 (None, Provider::NotProvided | Provider::Workload) => ("none", String::new(), None),
