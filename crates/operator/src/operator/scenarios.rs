@@ -28,6 +28,9 @@ use tower_test::mock::{Handle, SendResponse};
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
 
+/// The operator's host timeout in these scenarios.
+const HOST_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// A `nats-server` for one scenario. Scenarios run one at a time: a free port is found by
 /// binding and releasing it, so two starting at once could pick the same one and share a
 /// server that the first to finish kills.
@@ -95,7 +98,9 @@ async fn acting(
             identity: "op-a".into(),
             duration: Duration::from_secs(15),
         },
-        host_timeout: Duration::from_millis(500),
+        // Long enough that a loaded CI machine cannot age the heartbeat between a
+        // scenario's `heard` and the reconcile acting on it (500 ms once could).
+        host_timeout: HOST_TIMEOUT,
     };
     let (wd_reader, mut wd_writer) = reflector::store::<WorkloadDeployment>();
     for wd in deployments {
@@ -123,10 +128,34 @@ async fn acting(
     elect.await.unwrap();
     // Connected for longer than a host's timeout, and the host heard since.
     assert!(ctx.acting().is_err());
-    tokio::time::sleep(Duration::from_millis(550)).await;
+    tokio::time::sleep(HOST_TIMEOUT + Duration::from_millis(50)).await;
     heard(&ctx, replicas);
     assert_eq!(ctx.acting(), Ok(1));
     ctx
+}
+
+/// Returns once the server has taken the subscriptions `host` made so far, as seen from
+/// the operator's connection. A `flush` only writes them out: the server reads each
+/// connection on its own, so a command the operator sends next could still find no
+/// subscriber (the request then fails at once with "no responders").
+async fn subscribed(host: &async_nats::Client, ctx: &Ctx) {
+    let probe = host.new_inbox();
+    let mut heard = host.subscribe(probe.clone()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        ctx.nats
+            .publish(probe.clone(), "probe".into())
+            .await
+            .unwrap();
+        ctx.nats.flush().await.unwrap();
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), heard.next()).await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never took the subscriptions"
+        );
+    }
 }
 
 /// A heartbeat of host `h1` carrying `replicas`.
@@ -278,7 +307,7 @@ async fn a_new_replica_is_an_owned_object_then_a_start_with_the_term() {
         .subscribe(subject::command("h1", subject::Verb::Start))
         .await
         .unwrap();
-    host.flush().await.unwrap();
+    subscribed(&host, &ctx).await;
 
     // A fresh heartbeat: under load, the one `acting` gave may have aged past the timeout.
     heard(&ctx, Vec::new());
@@ -301,10 +330,11 @@ async fn a_new_replica_is_an_owned_object_then_a_start_with_the_term() {
     assert_eq!(object["metadata"]["labels"]["hearth.dev/deployment"], "web");
     answer(send, StatusCode::OK, &object);
 
-    let message = tokio::time::timeout(Duration::from_secs(5), starts.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(5), starts.next()).await
+    else {
+        reconcile.abort();
+        panic!("no start command within 5 s");
+    };
     let start: StartCommand = decode(&message.payload).unwrap();
     assert_eq!((start.term, start.replica.as_str()), (1, id.as_str()));
     assert_eq!(start.deployment, "shop/web");
@@ -386,7 +416,7 @@ async fn a_deleted_replica_is_stopped_on_its_host_before_its_finalizer_goes() {
         .subscribe(subject::command("h1", subject::Verb::Stop))
         .await
         .unwrap();
-    host.flush().await.unwrap();
+    subscribed(&host, &ctx).await;
     let wl = Arc::new(deleting_replica());
 
     // The host still runs it: a stop goes out, and the finalizer stays.
