@@ -129,7 +129,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;
     if let Some(admin) = args.host.admin {
         let pool = runtime.engine().max_instances();
-        crate::run::serve_admin(admin, &host, pool, token, stop_rx.clone()).await?;
+        let api = crate::run::admin_api(&host, pool, token);
+        crate::run::serve_admin(admin, api, stop_rx.clone()).await?;
     }
     tracing::info!(
         addr = %addr,

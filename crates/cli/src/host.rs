@@ -6,6 +6,7 @@ use crate::run::RunArgs;
 use hearth_cluster::agent::{Agent, AgentConfig, HostRuntime, Peers};
 use hearth_cluster::nats::NatsAuth;
 use hearth_cluster::protocol::{Capacity, RouteReport, check_host_id};
+use hearth_cluster::view::ClusterView;
 use hearth_runtime::{Runtime, Workloads};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -69,6 +70,8 @@ pub struct Join {
     pub args: ClusterJoinArgs,
     pub host_id: String,
     pub peers: Arc<Peers>,
+    /// The cluster as this host sees it, for `GET /v1/cluster` and the dashboard.
+    pub view: Arc<ClusterView>,
 }
 
 impl Join {
@@ -91,9 +94,16 @@ impl Join {
         }
         Ok(Self {
             args,
+            view: Arc::new(ClusterView::new(host_id.clone())),
             host_id,
             peers: Arc::new(Peers::default()),
         })
+    }
+
+    /// What `GET /v1/cluster` serves: [`ClusterView::snapshot`] as JSON.
+    pub fn cluster_status(&self) -> hearth_http::ClusterStatus {
+        let view = Arc::clone(&self.view);
+        Arc::new(move || serde_json::to_value(view.snapshot()).unwrap_or_default())
     }
 
     /// What the ingress forwards through, unless --no-forward.
@@ -146,6 +156,7 @@ impl Join {
         let url = self.args.nats.clone();
         let auth = self.args.auth.clone();
         let peers = Arc::clone(&self.peers);
+        let view = Arc::clone(&self.view);
         std::thread::Builder::new()
             .name("hearth-agent".into())
             .spawn(move || {
@@ -169,7 +180,7 @@ impl Join {
                         }
                     };
                     let _ = tx.send(Ok(()));
-                    if let Err(e) = Agent::run(config, client, host, peers).await {
+                    if let Err(e) = Agent::run(config, client, host, peers, view).await {
                         tracing::error!(error = %e, "the cluster agent stopped");
                     }
                 });

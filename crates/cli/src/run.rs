@@ -165,13 +165,18 @@ async fn serve(
             },
         )
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;
+    let cluster = join.as_ref().map(crate::host::Join::cluster_status);
     if let Some(join) = join {
         join.start(http_addr, &runtime, &workloads).await?;
     }
     let admin = match args.host.admin {
         Some(addr) => {
             let pool = runtime.engine().max_instances();
-            Some(serve_admin(addr, &workloads, pool, token, stop_rx.clone()).await?)
+            let api = AdminApi {
+                cluster,
+                ..admin_api(&workloads, pool, token)
+            };
+            Some(serve_admin(addr, api, stop_rx.clone()).await?)
         }
         None => None,
     };
@@ -266,24 +271,32 @@ pub(crate) fn admin_token(host: &HostArgs) -> anyhow::Result<Option<String>> {
     Ok(token)
 }
 
-/// Binds the admin API on `addr` and serves it until `stop` turns true.
-pub(crate) async fn serve_admin(
-    addr: SocketAddr,
+/// The admin API of a host that is no cluster member.
+pub(crate) fn admin_api(
     workloads: &Arc<Workloads>,
     pool_size: u32,
     token: Option<String>,
+) -> AdminApi {
+    AdminApi {
+        workloads: Arc::clone(workloads),
+        token,
+        metrics: crate::metrics::renderer(workloads, pool_size),
+        cluster: None,
+    }
+}
+
+/// Binds the admin API on `addr` and serves `api` until `stop` turns true.
+pub(crate) async fn serve_admin(
+    addr: SocketAddr,
+    api: AdminApi,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for the admin API on {addr}: {e}"))?;
     let admin_addr = listener.local_addr()?;
-    tracing::info!(addr = %admin_addr, token = token.is_some(), "admin API listening");
-    let api = Arc::new(AdminApi {
-        workloads: Arc::clone(workloads),
-        token,
-        metrics: crate::metrics::renderer(workloads, pool_size),
-    });
+    tracing::info!(addr = %admin_addr, token = api.token.is_some(), "admin API listening");
+    let api = Arc::new(api);
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };

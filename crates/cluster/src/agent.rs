@@ -8,7 +8,8 @@
 //!   update (the host's zero-downtime path);
 //! - refuses commands from a controller term older than one it has obeyed (fencing);
 //! - watches its peers' heartbeats, so the ingress can forward requests for workloads it
-//!   does not run ([`Peers`]).
+//!   does not run ([`Peers`]), and keeps the cluster's picture for the dashboard
+//!   ([`ClusterView`]).
 //!
 //! While NATS is away the host keeps serving what it runs; the client reconnects forever
 //! and heartbeats resume, which is how the controller reconciles.
@@ -17,6 +18,7 @@ use crate::protocol::{
     self, Capacity, Heartbeat, PROTOCOL, ReplicaCommand, ReplicaReport, ReplicaState, Reply,
     RouteReport, StartCommand, subject,
 };
+use crate::view::ClusterView;
 use async_nats::Client;
 use futures::StreamExt;
 use hearth_manifest::{RouteKey, bare_host, prefix_matches};
@@ -85,6 +87,7 @@ pub struct Agent {
     changed: Notify,
     starts: Semaphore,
     peers: Arc<Peers>,
+    view: Arc<ClusterView>,
 }
 
 impl Agent {
@@ -95,6 +98,7 @@ impl Agent {
         client: Client,
         runtime: Arc<dyn HostRuntime>,
         peers: Arc<Peers>,
+        view: Arc<ClusterView>,
     ) -> Result<(), String> {
         let agent = Arc::new(Agent {
             instance: crate::deployment::replica_id("run"),
@@ -106,6 +110,7 @@ impl Agent {
             changed: Notify::new(),
             starts: Semaphore::new(MAX_STARTS),
             peers,
+            view,
         });
         let commands = client
             .subscribe(subject::commands(&agent.config.host_id))
@@ -121,6 +126,10 @@ impl Agent {
             tracing::warn!(host = %agent.config.host_id, "cluster agent started; it joins when NATS is reachable");
         }
         tokio::spawn(Arc::clone(&agent).watch_peers(heartbeats));
+        tokio::spawn({
+            let (view, client) = (Arc::clone(&agent.view), client.clone());
+            async move { view.watch_statuses(client).await }
+        });
         tokio::spawn(Arc::clone(&agent).beat(client.clone()));
         agent.serve_commands(client, commands).await;
         Ok(())
@@ -385,8 +394,12 @@ impl Agent {
     async fn watch_peers(self: Arc<Self>, mut heartbeats: async_nats::Subscriber) {
         while let Some(message) = heartbeats.next().await {
             match protocol::decode::<Heartbeat>(&message.payload) {
-                Ok(hb) if hb.host_id != self.config.host_id => self.peers.saw(hb),
-                Ok(_) => {}
+                Ok(hb) => {
+                    self.view.saw(hb.clone());
+                    if hb.host_id != self.config.host_id {
+                        self.peers.saw(hb);
+                    }
+                }
                 Err(e) => tracing::debug!(error = %e, "ignored a heartbeat"),
             }
         }

@@ -9,7 +9,8 @@
 //! - [`commands`]: commands to hosts, bounded and timed out;
 //! - [`observed`]: heartbeats with a controller's overlays, its view for planning;
 //! - [`counts`]: replica counts and the availability minimum, shared with the operator;
-//! - [`metrics`]: the cluster's Prometheus numbers (hosts, replicas, reschedules, leader).
+//! - [`metrics`]: the cluster's Prometheus numbers (hosts, replicas, reschedules, leader);
+//! - [`view`]: the cluster as one host sees it, for its dashboard.
 
 pub mod agent;
 pub mod commands;
@@ -22,3 +23,4 @@ pub mod observed;
 pub mod protocol;
 pub mod scheduler;
 pub mod store;
+pub mod view;

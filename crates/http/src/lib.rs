@@ -13,7 +13,9 @@ mod responses;
 mod router;
 mod server;
 
-pub use admin::{AdminApi, MAX_BODY, RenderMetrics, WorkloadStatus, serve_admin, workload_status};
+pub use admin::{
+    AdminApi, ClusterStatus, MAX_BODY, RenderMetrics, WorkloadStatus, serve_admin, workload_status,
+};
 pub use forward::{FORWARDED_BY, Forward, NO_REPLICA};
 pub use metrics_listener::serve_metrics;
 pub use router::{Deployed, Router, Snapshot};

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod blobstore;
+mod browser;
 mod config_logging;
 mod dashboard;
 mod dev;

@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
+#[path = "../all/browser.rs"]
+#[allow(dead_code)]
+mod browser;
+mod dashboard;
 mod harness;
 mod metrics;
 mod operator;

@@ -8,6 +8,7 @@
 //! | `PUT /v1/workloads/{name}` | apply a manifest document (YAML or JSON): `201` created, `200` configured or unchanged |
 //! | `DELETE /v1/workloads/{name}` | delete it, once drained: `200`, or `404` |
 //! | `GET /v1/workloads/{name}/logs` | its guests' recent lines as JSON lines; `follow=1` streams new ones |
+//! | `GET /v1/cluster` | the cluster as this host sees it (JSON; `404` on a host in no cluster) |
 //! | `GET /metrics` | Prometheus text exposition (when the process records metrics) |
 //! | `GET /ui` | the dashboard (HTML; its login form without a credential) |
 //! | `GET /ui/app.js`, `/ui/app.css` | the dashboard's script and style (no data; never need the token) |
@@ -52,7 +53,12 @@ pub struct AdminApi {
     pub token: Option<String>,
     /// Renders `GET /metrics`; `None` answers `404`.
     pub metrics: Option<RenderMetrics>,
+    /// Answers `GET /v1/cluster` on a cluster member; `None` answers `404`.
+    pub cluster: Option<ClusterStatus>,
 }
+
+/// The cluster as this host sees it (hosts, heartbeat ages, deployments, placements), as JSON.
+pub type ClusterStatus = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// Renders every metric in the Prometheus text exposition format.
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
@@ -117,6 +123,14 @@ async fn route(api: &AdminApi, peer: SocketAddr, req: Request<Incoming>) -> Resp
             None => responses::text(StatusCode::NOT_FOUND, "404 Not Found: metrics are off\n"),
         },
         (_, "/metrics") => method_not_allowed(),
+        (Method::GET, "/v1/cluster") => match &api.cluster {
+            Some(status) => responses::json_value(&status()),
+            None => responses::text(
+                StatusCode::NOT_FOUND,
+                "404 Not Found: this host is in no cluster (`hearth host --nats URL` joins one)\n",
+            ),
+        },
+        (_, "/v1/cluster") => method_not_allowed(),
         (Method::GET, "/v1/workloads") => {
             responses::json_value(&workload_status(&api.workloads.list()))
         }

@@ -2,7 +2,9 @@
 //
 // Sources: GET /v1/workloads (workloads, counters, services, topology), GET /metrics
 // (invocations by outcome and the latency histogram, for error ratios and percentiles from
-// the difference between samples), and the followed log stream of the selected workload.
+// the difference between samples), GET /v1/cluster (hosts, heartbeat ages, placements and
+// rollouts; a host in no cluster answers 404 and the panel stays hidden), and the followed
+// log stream of the selected workload.
 // Nothing is rebuilt on a tick unless a workload's shape (its generation) changed.
 "use strict";
 
@@ -138,6 +140,7 @@ const samples = []; // { t, workloads: [...status], metrics: Map|null }
 const views = new Map(); // workload name -> view (its DOM and references)
 let selected = null;
 let metricsOn = true;
+let clusterOn = true;
 
 async function getJSON(path) {
   const r = await fetch(path, { credentials: "same-origin", cache: "no-store" });
@@ -157,13 +160,25 @@ async function getMetrics() {
   return parseMetrics(await r.text());
 }
 
+async function getCluster() {
+  if (!clusterOn) return null;
+  const r = await fetch("/v1/cluster", { credentials: "same-origin", cache: "no-store" });
+  if (r.status === 404) {
+    clusterOn = false; // a single host: no cluster panel
+    return null;
+  }
+  if (!r.ok) return null;
+  return r.json();
+}
+
 async function tick() {
   const live = $("live");
   try {
-    const [workloads, metrics] = await Promise.all([getJSON("/v1/workloads"), getMetrics()]);
+    const [workloads, metrics, cluster] = await Promise.all([getJSON("/v1/workloads"), getMetrics(), getCluster()]);
     samples.push({ t: performance.now() / 1000, workloads, metrics });
     while (samples.length > HISTORY + 1) samples.shift();
     render(workloads, metrics);
+    renderCluster(cluster);
     live.dataset.state = "live";
     setText($("live-text"), "live · " + fmtClock(Date.now()).slice(0, 8));
   } catch (e) {
@@ -480,6 +495,83 @@ function addLogLine(text) {
   list.append(li);
   while (list.children.length > LOG_LINES) list.firstElementChild.remove();
   if (atBottom && !$("log-pause").checked) list.scrollTop = list.scrollHeight;
+}
+
+// ---------- cluster ----------
+
+function fmtBytes(n) {
+  if (!n) return "–";
+  const gib = n / 1073741824;
+  return gib >= 10 ? Math.round(gib) + " GiB" : gib.toFixed(1) + " GiB";
+}
+
+function fmtHeartbeat(ms) {
+  return ms < 10000 ? (ms / 1000).toFixed(1) + " s ago" : fmtAge(ms / 1000) + " ago";
+}
+
+/** The cluster panel, rebuilt each tick (a handful of hosts and deployments). */
+function renderCluster(c) {
+  const panel = $("cluster");
+  panel.hidden = !c;
+  if (!c) return;
+  const lost = c.hosts.filter((h) => h.state !== "ready").length;
+  const plural = (n, word) => n + " " + word + (n === 1 ? "" : "s");
+  setText($("cluster-sub"), plural(c.hosts.length, "host") + (lost ? " · " + lost + " lost" : "") +
+    " · " + plural(c.deployments.length, "deployment") + " · seen from " + c.hostId);
+  $("hosts").replaceChildren(...c.hosts.map((h) => buildHost(h, c.hostId)));
+  $("deps").replaceChildren(...c.deployments.map(buildDeployment));
+}
+
+function buildHost(h, me) {
+  const cap = h.capacity || {};
+  const stat = (label, value) => el("span", {}, label + " ", el("b", { text: value }));
+  const replicas = h.replicas.map((r) => el("span", {
+    class: "chip", "data-state": r.state,
+    title: r.id + " · revision " + r.revision + (r.message ? " · " + r.message : ""),
+    text: r.deployment + " · " + r.state,
+  }));
+  const labels = Object.entries(h.labels || {}).map(([k, v]) => el("span", { class: "chip", text: k + "=" + v }));
+  return el("article", { class: "host", "data-host": h.id, "data-state": h.state },
+    el("h3", {}, el("span", { class: "dot" }), el("span", { text: h.id }),
+      h.id === me ? el("span", { class: "me", text: "this host" }) : null,
+      el("span", { class: "age", "data-age": "", text: h.state === "ready" ? fmtHeartbeat(h.heartbeatAgeMs) : "lost · " + fmtHeartbeat(h.heartbeatAgeMs) })),
+    el("div", { class: "cap" },
+      stat("replicas", h.replicas.length + "/" + (cap.maxReplicas || "–")),
+      stat("pool", (cap.poolInUse || 0) + "/" + (cap.poolSize || "–")),
+      stat("cores", String(cap.cores || "–")),
+      stat("free", fmtBytes(cap.memoryFreeBytes) + " of " + fmtBytes(cap.memoryTotalBytes))),
+    labels.length ? el("div", { class: "chips" }, ...labels) : null,
+    replicas.length ? el("div", { class: "chips" }, ...replicas) : null);
+}
+
+function buildDeployment(d) {
+  const s = d.status;
+  const placed = Object.values(d.placements).reduce((n, ids) => n + ids.length, 0);
+  const ready = s ? s.readyReplicas + "/" + s.replicas : d.ready + "/" + placed;
+  const placement = Object.entries(d.placements).map(([host, ids]) =>
+    el("span", { class: "chip", title: ids.join(", "), text: host + " ×" + ids.length }));
+  const cond = (type) => s && s.conditions.find((c) => c.type === type);
+  const rollout = el("div", { class: "rollout" });
+  if (d.rollingOut) {
+    const progressing = cond("Progressing");
+    const wanted = s ? s.replicas : placed;
+    const done = s ? s.updatedReplicas : d.ready;
+    const pct = wanted ? Math.min(100, Math.round((100 * done) / wanted)) : 0;
+    const fill = el("div", { class: "bar-fill" });
+    fill.style.width = pct + "%"; // through the CSSOM: the page's CSP allows no inline style
+    rollout.append(
+      el("div", { class: "bar-track", title: pct + "%" }, fill),
+      el("span", { text: progressing ? progressing.message : "rolling out: " + d.revisions.length + " revisions running" }));
+  } else {
+    rollout.append(el("span", { class: "muted", text: "steady" + (s ? " · revision " + s.revision.slice(0, 12) : "") }));
+  }
+  const failure = cond("ReplicaFailure");
+  if (failure && failure.status === "True") rollout.append(el("span", { class: "failure", text: failure.message }));
+  return el("tr", { "data-deployment": d.name, "data-rolling-out": String(d.rollingOut) },
+    el("td", { class: "name", text: d.name }),
+    el("td", { text: ready }),
+    el("td", {}, el("div", { class: "chips" }, ...placement)),
+    el("td", {}, rollout));
 }
 
 // ---------- start ----------
