@@ -5,7 +5,7 @@
 use crate::run::RunArgs;
 use hearth_cluster::agent::{Agent, AgentConfig, HostRuntime, Peers};
 use hearth_cluster::nats::NatsAuth;
-use hearth_cluster::protocol::{Capacity, RouteReport, check_host_id};
+use hearth_cluster::protocol::{Capacity, LogEntry, RouteReport, check_host_id};
 use hearth_cluster::view::ClusterView;
 use hearth_runtime::{Runtime, Workloads};
 use std::collections::BTreeSet;
@@ -295,6 +295,23 @@ impl HostRuntime for HostSide {
 
     fn offers(&self) -> BTreeSet<String> {
         self.offers.clone()
+    }
+
+    fn logs(&self, replica: &str, after: u64, since_ms: u64) -> Vec<LogEntry> {
+        hearth_runtime::logs::hub()
+            .recent(replica, since_ms)
+            .iter()
+            .filter(|l| l.seq > after)
+            .map(|l| LogEntry {
+                seq: l.seq,
+                time_ms: l.time_ms,
+                replica: l.workload.clone(),
+                part: l.part.clone(),
+                stream: l.stream.clone(),
+                level: l.level.clone(),
+                text: l.text.clone(),
+            })
+            .collect()
     }
 }
 

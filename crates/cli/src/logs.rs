@@ -1,5 +1,6 @@
 //! `hearth logs WORKLOAD`: a workload's guest lines (stdout, stderr, `wasi:logging`) from
-//! its host's admin API; `-f` keeps streaming new ones.
+//! its host's admin API; `-f` keeps streaming new ones. With `--cluster URL`, a deployment's
+//! lines from every host that runs a replica of it ([`crate::cluster_logs`]).
 
 use crate::admin_client::{AdminArgs, workload_path};
 use crate::{EXIT_FAILED, EXIT_INVALID};
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
-    /// The workload (`metadata.name`).
+    /// The workload (`metadata.name`); with --cluster, a deployment or one replica.
     pub workload: String,
     /// Keep streaming new lines until interrupted.
     #[arg(short, long)]
@@ -27,6 +28,8 @@ pub struct LogsArgs {
     pub json: bool,
     #[command(flatten)]
     pub admin: AdminArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 /// `30s`, `5m`, `2h` or `1d` as seconds (a bare number is seconds).
@@ -53,6 +56,16 @@ fn parse_age(text: &str) -> Result<u64, String> {
 }
 
 pub fn main(args: &LogsArgs) -> ExitCode {
+    if args.cluster.url.is_some() {
+        let read = crate::cluster::block_on(crate::cluster_logs::run(args, &args.cluster));
+        return match read.and_then(|r| r) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        };
+    }
     let client = match args.admin.client_or_usage_error() {
         Ok(c) => c,
         Err(code) => return code,
@@ -106,16 +119,23 @@ fn human(line: &str) -> String {
     if let Some(missed) = v["missed"].as_u64() {
         return format!("... {missed} lines missed (the reader fell behind)");
     }
-    let ms = v["timeMs"].as_u64().unwrap_or(0);
-    let (secs, milli) = (ms / 1000 % 86_400, ms % 1000);
     format!(
-        "{:02}:{:02}:{:02}.{milli:03} {} {}: {}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60,
+        "{} {} {}: {}",
+        clock(v["timeMs"].as_u64().unwrap_or(0)),
         v["part"].as_str().unwrap_or("-"),
         v["stream"].as_str().unwrap_or("-"),
         v["text"].as_str().unwrap_or_default()
+    )
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a time in milliseconds since the Unix epoch.
+pub(crate) fn clock(ms: u64) -> String {
+    let (secs, milli) = (ms / 1000 % 86_400, ms % 1000);
+    format!(
+        "{:02}:{:02}:{:02}.{milli:03}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
     )
 }
 

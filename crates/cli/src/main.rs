@@ -9,6 +9,7 @@ mod admin_client;
 mod apply;
 mod build;
 mod cluster;
+mod cluster_logs;
 mod delete;
 mod dev;
 mod get;
@@ -151,10 +152,10 @@ enum Command {
         after_help = "Examples:\n  hearth get\n  hearth get hello -o yaml\n  hearth get -o wide --admin 127.0.0.1:9090\n\nExit status: 0 when shown, 1 when NAME is not found or the host cannot be reached."
     )]
     Get(get::GetArgs),
-    /// Show a workload's guest lines (stdout, stderr, wasi:logging) from its host; `-f`
-    /// keeps streaming.
+    /// Show a workload's guest lines (stdout, stderr, wasi:logging) from its host, or with
+    /// --cluster from every host running the deployment; `-f` keeps streaming.
     #[command(
-        after_help = "Examples:\n  hearth logs hello -f\n  hearth logs shop --service --since 5m\n  hearth logs shop --component api --json"
+        after_help = "Examples:\n  hearth logs hello -f\n  hearth logs shop -f --cluster nats://127.0.0.1:4222\n  hearth logs shop --service --since 5m\n  hearth logs shop --component api --json"
     )]
     Logs(logs::LogsArgs),
     /// Live numbers of a running host in the terminal: requests per second, error ratio and

@@ -15,8 +15,8 @@
 //! and heartbeats resume, which is how the controller reconciles.
 
 use crate::protocol::{
-    self, Capacity, Heartbeat, PROTOCOL, ReplicaCommand, ReplicaReport, ReplicaState, Reply,
-    RouteReport, StartCommand, subject,
+    self, Capacity, Heartbeat, LogEntry, LogsReply, LogsRequest, MAX_LOG_LINES, PROTOCOL,
+    ReplicaCommand, ReplicaReport, ReplicaState, Reply, RouteReport, StartCommand, subject,
 };
 use crate::view::ClusterView;
 use async_nats::Client;
@@ -35,6 +35,9 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const MAX_COMMANDS: usize = 64;
 /// Replicas fetched, compiled and started at once.
 const MAX_STARTS: usize = 4;
+/// Bytes of lines in one `logs` answer (well under NATS's default 1 MiB message limit; a
+/// kept line is at most 16 KiB).
+const MAX_LOG_BYTES: usize = 512 << 10;
 /// How long a stopping replica keeps serving after its heartbeat says it is stopping, so
 /// peers stop forwarding to it before its routes go.
 const UNROUTE_GRACE: Duration = Duration::from_millis(300);
@@ -51,6 +54,9 @@ pub trait HostRuntime: Send + Sync + 'static {
     fn capacity(&self) -> Capacity;
     /// Host interfaces and backends it can bind (`wasi:keyvalue=redis`).
     fn offers(&self) -> BTreeSet<String>;
+    /// `replica`'s kept guest lines numbered after `after` and written at or after
+    /// `since_ms`, oldest first.
+    fn logs(&self, replica: &str, after: u64, since_ms: u64) -> Vec<LogEntry>;
 }
 
 /// Who this host is in the cluster.
@@ -198,9 +204,12 @@ impl Agent {
             let agent = Arc::clone(self);
             let client = client.clone();
             tokio::spawn(async move {
-                let reply = agent.handle(&message.subject, &message.payload);
+                let reply = match subject::Verb::of_subject(&message.subject) {
+                    Some(subject::Verb::Logs) => protocol::encode(&agent.logs(&message.payload)),
+                    _ => protocol::encode(&agent.handle(&message.subject, &message.payload)),
+                };
                 if let Some(to) = message.reply {
-                    let _ = client.publish(to, protocol::encode(&reply)).await;
+                    let _ = client.publish(to, reply).await;
                 }
                 drop(permit);
             });
@@ -239,9 +248,59 @@ impl Agent {
                     }),
                 Err(reason) => Reply::Invalid { reason },
             },
-            None => Reply::Invalid {
+            Some(subject::Verb::Logs) | None => Reply::Invalid {
                 reason: format!("`{subject}`: expected a start, stop or status command"),
             },
+        }
+    }
+
+    /// Answers `logs`: the lines of the named deployment's replicas here (or of the named
+    /// replica), merged in the order written, at most `max` of them.
+    pub fn logs(&self, payload: &[u8]) -> LogsReply {
+        let request = match protocol::decode::<LogsRequest>(payload) {
+            Ok(r) => r,
+            Err(reason) => return LogsReply::Invalid { reason },
+        };
+        let replicas: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|e| e.report.deployment == request.name || e.report.id == request.name)
+            .map(|e| e.report.id.clone())
+            .collect();
+        let mut scanned = request.after;
+        let mut lines: Vec<LogEntry> = Vec::new();
+        for replica in &replicas {
+            for line in self.runtime.logs(replica, request.after, request.since_ms) {
+                scanned = scanned.max(line.seq);
+                if request.part.as_ref().is_none_or(|p| *p == line.part) {
+                    lines.push(line);
+                }
+            }
+        }
+        lines.sort_unstable_by_key(|l| l.seq);
+        // At most `max` lines, and few enough bytes for one NATS message.
+        let max = request.max.clamp(1, MAX_LOG_LINES) as usize;
+        let mut bytes = 0;
+        let fit = lines
+            .iter()
+            .take(max)
+            .take_while(|l| {
+                bytes += l.text.len() + l.part.len() + l.replica.len() + 96;
+                bytes <= MAX_LOG_BYTES
+            })
+            .count()
+            .max(1);
+        let more = lines.len() > fit;
+        lines.truncate(fit);
+        let cursor = match (more, lines.last()) {
+            (true, Some(last)) => last.seq,
+            _ => scanned,
+        };
+        LogsReply::Ok {
+            instance: self.instance.clone(),
+            lines,
+            cursor,
+            more,
         }
     }
 
@@ -559,5 +618,128 @@ mod tests {
             ["10.0.0.4:80"]
         );
         assert_eq!(peers.candidates(None, "/apix"), ["10.0.0.1:80"]);
+    }
+
+    /// A host whose replicas `d-a` and `d-b` wrote lines 1..=6 alternately (odd: `d-a`).
+    struct Lines;
+
+    #[async_trait::async_trait]
+    impl HostRuntime for Lines {
+        async fn start(&self, _: String, _: Value) -> Result<Vec<RouteReport>, String> {
+            Ok(Vec::new())
+        }
+        async fn stop(&self, _: String) {}
+        fn capacity(&self) -> Capacity {
+            Capacity::default()
+        }
+        fn offers(&self) -> BTreeSet<String> {
+            BTreeSet::new()
+        }
+        fn logs(&self, replica: &str, after: u64, since_ms: u64) -> Vec<LogEntry> {
+            (1..=6u64)
+                .filter(|seq| (seq % 2 == 1) == (replica == "d-a"))
+                .filter(|seq| *seq > after && *seq * 1000 >= since_ms)
+                .map(|seq| LogEntry {
+                    seq,
+                    time_ms: seq * 1000,
+                    replica: replica.into(),
+                    part: if seq == 6 { "svc" } else { "web" }.into(),
+                    stream: "stdout".into(),
+                    level: "info".into(),
+                    text: format!("line {seq}"),
+                })
+                .collect()
+        }
+    }
+
+    fn agent_with(replicas: &[&str]) -> Arc<Agent> {
+        let entries = replicas
+            .iter()
+            .map(|id| {
+                let report = ReplicaReport {
+                    id: (*id).into(),
+                    deployment: "d".into(),
+                    revision: "r".into(),
+                    state: ReplicaState::Ready,
+                    message: None,
+                    routes: Vec::new(),
+                };
+                let entry = Entry {
+                    report,
+                    spec: String::new(),
+                    epoch: 0,
+                };
+                ((*id).to_string(), entry)
+            })
+            .collect();
+        Arc::new(Agent {
+            config: AgentConfig {
+                host_id: "h1".into(),
+                labels: BTreeMap::new(),
+                http: None,
+                max_replicas: 10,
+                version: "0".into(),
+            },
+            instance: "run-1".into(),
+            runtime: Arc::new(Lines),
+            replicas: Mutex::new(entries),
+            term: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+            changed: Notify::new(),
+            starts: Semaphore::new(1),
+            peers: Arc::new(Peers::default()),
+            view: Arc::new(ClusterView::new("h1")),
+        })
+    }
+
+    fn ask(
+        agent: &Agent,
+        name: &str,
+        part: Option<&str>,
+        after: u64,
+        max: u32,
+    ) -> (Vec<u64>, u64, bool) {
+        let request = LogsRequest {
+            protocol: PROTOCOL,
+            name: name.into(),
+            part: part.map(Into::into),
+            after,
+            since_ms: 0,
+            max,
+        };
+        match agent.logs(&protocol::encode(&request)) {
+            LogsReply::Ok {
+                instance,
+                lines,
+                cursor,
+                more,
+            } => {
+                assert_eq!(instance, "run-1");
+                (lines.iter().map(|l| l.seq).collect(), cursor, more)
+            }
+            LogsReply::Invalid { reason } => panic!("{reason}"),
+        }
+    }
+
+    #[test]
+    fn logs_merge_replicas_in_order_and_page_by_cursor() {
+        let agent = agent_with(&["d-a", "d-b"]);
+        assert_eq!(
+            ask(&agent, "d", None, 0, 100),
+            (vec![1, 2, 3, 4, 5, 6], 6, false)
+        );
+        // Pages: four lines, then the rest after the cursor.
+        assert_eq!(ask(&agent, "d", None, 0, 4), (vec![1, 2, 3, 4], 4, true));
+        assert_eq!(ask(&agent, "d", None, 4, 4), (vec![5, 6], 6, false));
+        // One replica by id; one part; a part with no lines still moves the cursor on.
+        assert_eq!(ask(&agent, "d-b", None, 0, 100), (vec![2, 4, 6], 6, false));
+        assert_eq!(ask(&agent, "d", Some("svc"), 0, 100), (vec![6], 6, false));
+        assert_eq!(ask(&agent, "d", Some("none"), 0, 100), (vec![], 6, false));
+        // Nothing runs under that name: no lines, the cursor stays.
+        assert_eq!(ask(&agent, "other", None, 3, 100), (vec![], 3, false));
+        assert!(matches!(
+            agent.logs(b"{\"protocol\": 1}"),
+            LogsReply::Invalid { .. }
+        ));
     }
 }

@@ -56,6 +56,8 @@ pub mod subject {
         Start,
         Stop,
         Status,
+        /// Read-only: a deployment's recent guest lines on the host.
+        Logs,
     }
 
     impl Verb {
@@ -64,6 +66,7 @@ pub mod subject {
                 Verb::Start => "start",
                 Verb::Stop => "stop",
                 Verb::Status => "status",
+                Verb::Logs => "logs",
             }
         }
 
@@ -73,6 +76,7 @@ pub mod subject {
                 "start" => Some(Verb::Start),
                 "stop" => Some(Verb::Stop),
                 "status" => Some(Verb::Status),
+                "logs" => Some(Verb::Logs),
                 _ => None,
             }
         }
@@ -225,6 +229,64 @@ pub enum Reply {
     Refused { reason: String },
     /// The command was malformed.
     Invalid { reason: String },
+}
+
+/// `logs`: the recent guest lines of a deployment's replicas (or of one replica) on a host,
+/// after a cursor. Served by the host's agent for `hearth logs NAME --cluster URL`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsRequest {
+    pub protocol: u32,
+    /// A deployment's name, or one replica's id.
+    pub name: String,
+    /// Only this component's lines (`service` for the service's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    /// Only lines numbered after this (0: from the first kept).
+    pub after: u64,
+    /// Only lines written at or after this, in milliseconds since the Unix epoch.
+    pub since_ms: u64,
+    /// At most this many lines (the host caps it at [`MAX_LOG_LINES`]).
+    pub max: u32,
+}
+
+/// Lines a host sends in one `logs` answer.
+pub const MAX_LOG_LINES: u32 = 2000;
+
+/// One guest line, as a host keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    /// Numbered per host process, in the order written.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    pub replica: String,
+    /// The component or service that wrote it.
+    pub part: String,
+    /// `stdout`, `stderr` or `log`.
+    pub stream: String,
+    pub level: String,
+    pub text: String,
+}
+
+/// A host's answer to `logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum LogsReply {
+    Ok {
+        /// Identifies the host process: when it changes, line numbers start again.
+        instance: String,
+        /// In the order written.
+        lines: Vec<LogEntry>,
+        /// The `after` of the next request.
+        cursor: u64,
+        /// More lines wait beyond `max`: ask again at once.
+        more: bool,
+    },
+    Invalid {
+        reason: String,
+    },
 }
 
 /// Parses a message, refusing other protocol versions with a clear reason.

@@ -10,6 +10,7 @@
 mod browser;
 mod dashboard;
 mod harness;
+mod logs;
 mod metrics;
 mod operator;
 mod partition;
