@@ -5,7 +5,7 @@ use crate::cluster::{block_on, default_id, exit_on};
 use clap::{Args, Subcommand};
 use hearth_cluster::nats::NatsAuth;
 use hearth_operator::leader::LeaseConfig;
-use hearth_operator::operator::{self, Config};
+use hearth_operator::operator::{self, Config, Operator};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -40,6 +40,11 @@ pub struct OperatorArgs {
     /// name and process id.
     #[arg(long, env = "POD_NAME", value_name = "ID")]
     pub id: Option<String>,
+    /// Serve Prometheus metrics (whether it acts, hosts and their heartbeat age, replicas
+    /// desired and ready per deployment, starts and stops) at `GET /metrics` on this
+    /// address, e.g. `0.0.0.0:9100` in a pod. No token: keep it on the pod network.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: crate::logging::LogFormat,
@@ -87,7 +92,11 @@ pub fn main(args: OperatorArgs) -> ExitCode {
             host_timeout: Duration::from_secs(3),
         };
         tracing::info!(%id, namespace = args.namespace.as_deref().unwrap_or("(all)"), "operator started");
-        operator::run(config, kube, client, crate::run::shutdown_signal()).await;
+        let operator = Operator::new(config, kube, client);
+        if let Some(addr) = args.metrics {
+            crate::metrics::serve(addr, "operator", &id, operator.metrics()).await?;
+        }
+        operator.run(crate::run::shutdown_signal()).await;
         Ok::<(), String>(())
     });
     exit_on(result)

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The value of the series `name` whose labels include every one of `labels`, in a scrape.
-fn sample(scrape: &str, name: &str, labels: &[&str]) -> Option<f64> {
+pub fn sample(scrape: &str, name: &str, labels: &[&str]) -> Option<f64> {
     scrape
         .lines()
         .filter(|l| l.starts_with(&format!("{name}{{")))

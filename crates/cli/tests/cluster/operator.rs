@@ -8,9 +8,11 @@ use crate::harness::{
     Cluster, Host, Load, Nats, NatsExtra, Proc, failures, hello_deployment, serial, start_host,
     try_get,
 };
-use crate::support::{TempDir, wasm};
+use crate::metrics::sample;
+use crate::support::{TempDir, free_port, wasm};
 use hearth_kube_standin::ApiServer;
 use serde_json::Value;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -87,9 +89,21 @@ fn start_operator(cluster: &mut Cluster, kube: &Kube, id: &str) -> usize {
 
 /// [`start_operator`] connected to the NATS servers of `url` only.
 fn start_operator_on(cluster: &mut Cluster, kube: &Kube, id: &str, url: &str) -> usize {
+    start_operator_with(cluster, kube, id, url, &[])
+}
+
+/// [`start_operator_on`] with more flags.
+fn start_operator_with(
+    cluster: &mut Cluster,
+    kube: &Kube,
+    id: &str,
+    url: &str,
+    extra: &[&str],
+) -> usize {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
     command
         .args(["operator", "--nats", url, "--id", id])
+        .args(extra)
         .args(["--lease-namespace", "default", "--lease-seconds", "3"])
         .env("KUBECONFIG", &kube.config)
         .env("RUST_LOG", "info");
@@ -148,7 +162,11 @@ fn kubectl_apply_runs_replicas_that_scale_roll_heal_and_go() {
     let _serial = serial();
     let mut cluster = hosts(3);
     let kube = Kube::start();
-    let operator = start_operator(&mut cluster, &kube, "op-1");
+    let url = cluster.url();
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let flags = ["--metrics", &metrics.to_string()].map(str::to_string);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let operator = start_operator_with(&mut cluster, &kube, "op-1", &url, &flags);
 
     // Apply: replicas run and answer.
     let out = kube.apply("web", &hello_deployment("web", 2, "v1", ""));
@@ -191,6 +209,26 @@ fn kubectl_apply_runs_replicas_that_scale_roll_heal_and_go() {
     );
     let table = kube.ok(&["get", "workloads"]);
     assert!(table.contains("HOST") && table.contains("ready"), "{table}");
+
+    // `--metrics`: the operator's view, in the series `hearth controller` reports.
+    let deployment = r#"deployment="default/web""#;
+    let scrape = cluster.eventually(Duration::from_secs(10), "3 of 3 in /metrics", || {
+        let (_, body) = try_get(metrics, "/metrics").ok()?;
+        (sample(&body, "hearth_cluster_replicas_desired", &[deployment]) == Some(3.0)
+            && sample(&body, "hearth_cluster_replicas_ready", &[deployment]) == Some(3.0))
+        .then_some(body)
+    });
+    assert_eq!(
+        sample(&scrape, "hearth_cluster_leader", &[r#"operator="op-1""#]),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(&scrape, "hearth_cluster_hosts", &[r#"state="ready""#]),
+        Some(3.0)
+    );
+    let starts = sample(&scrape, "hearth_cluster_replica_starts_total", &[]);
+    assert!(starts.is_some_and(|n| n >= 3.0), "{starts:?}\n{scrape}");
 
     // Rolling update under a request loop: not one failure.
     let targets: Vec<_> = cluster.hosts.iter().map(|h| h.http).collect();

@@ -170,6 +170,7 @@ async fn retire(
     let api: Api<Workload> = Api::namespaced(ctx.client.clone(), &namespace);
     lock(&ctx.observed).stopping(replica);
     tracing::info!(%replica, %host, why = ?why, "stopping replica");
+    hearth_cluster::metrics::stopped(why);
     match api.delete(replica, &DeleteParams::default()).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.is_not_found() => {

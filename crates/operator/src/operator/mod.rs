@@ -33,6 +33,7 @@ use crate::replicas;
 use futures::StreamExt;
 use hearth_cluster::commands::Commands;
 use hearth_cluster::deployment::Prepared;
+use hearth_cluster::metrics;
 use hearth_cluster::observed::Observed;
 use hearth_cluster::protocol::{self, PROTOCOL, ReplicaCommand, Reply, StartCommand, subject};
 use hearth_cluster::scheduler::{Backoff, Desired, HostView, Replica};
@@ -42,7 +43,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -91,61 +92,101 @@ pub(crate) struct Ctx {
     commands: Commands,
     /// Stop attempts per `Workload` uid, for the finalizer's bound.
     stop_attempts: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Deployments the replica gauges have named (a gone one is set to 0).
+    shown: Mutex<HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Runs the operator until `stop` resolves, then gives the Lease up.
+/// An operator, built and ready to run.
+pub struct Operator {
+    ctx: Arc<Ctx>,
+    deployments: Controller<WorkloadDeployment>,
+    workloads: Controller<Workload>,
+    workloads_api: Api<Workload>,
+}
+
+impl Operator {
+    pub fn new(config: Config, client: kube::Client, nats: async_nats::Client) -> Self {
+        let deployments_api: Api<WorkloadDeployment> = scoped(&client, config.namespace.as_deref());
+        let workloads_api: Api<Workload> = scoped(&client, config.namespace.as_deref());
+        let deployments = Controller::new(deployments_api, watcher::Config::default());
+        let workloads = Controller::new(workloads_api.clone(), watcher::Config::default());
+        let ctx = Ctx::new(config, client, nats, deployments.store(), workloads.store());
+        Self {
+            ctx,
+            deployments,
+            workloads,
+            workloads_api,
+        }
+    }
+
+    /// Sets the cluster gauges from the operator's view (call it per scrape): whether it
+    /// acts, the hosts and their heartbeat age, each deployment's desired and ready
+    /// replicas. The same series as `hearth controller --metrics`.
+    pub fn metrics(&self) -> impl Fn() + Send + Sync + 'static {
+        let ctx = Arc::clone(&self.ctx);
+        move || ctx.collect_metrics()
+    }
+
+    /// Runs until `stop` resolves, then gives the Lease up.
+    pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) {
+        let Self {
+            ctx,
+            deployments,
+            workloads,
+            workloads_api,
+        } = self;
+        let (changed_tx, changed) = tokio::sync::watch::channel(0u64);
+        let (stop_tx, stopped) = tokio::sync::watch::channel(false);
+        let tasks = [
+            tokio::spawn(hosts::watch_heartbeats(Arc::clone(&ctx), changed_tx)),
+            tokio::spawn(hosts::keep_host_objects(Arc::clone(&ctx))),
+            tokio::spawn(Arc::clone(&ctx).keep_lease()),
+            tokio::spawn(Arc::clone(&ctx).wait_for_caches()),
+        ];
+        let settings = controller::Config::default()
+            .concurrency(1)
+            .debounce(Duration::from_millis(50));
+        let deployments = deployments
+            .owns(workloads_api, watcher::Config::default())
+            .reconcile_all_on(changes(changed.clone()))
+            .with_config(settings.clone())
+            .graceful_shutdown_on(signalled(stopped.clone()))
+            .run(deployments::reconcile, error_policy, Arc::clone(&ctx))
+            .for_each(|result| async move { log_result("WorkloadDeployment", result) });
+        let workloads = workloads
+            .reconcile_all_on(changes(changed))
+            .with_config(settings)
+            .graceful_shutdown_on(signalled(stopped))
+            .run(workloads::reconcile, error_policy, Arc::clone(&ctx))
+            .for_each(|result| async move { log_result("Workload", result) });
+        let controllers = tokio::spawn(async move {
+            futures::join!(deployments, workloads);
+        });
+        stop.await;
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            task.abort();
+        }
+        let _ = controllers.await;
+        match ctx.elector.release().await {
+            Ok(()) => tracing::info!("gave the Lease up"),
+            Err(e) => tracing::warn!(error = %e, "could not give the Lease up"),
+        }
+    }
+}
+
+/// Runs an operator until `stop` resolves, then gives the Lease up.
 pub async fn run(
     config: Config,
     client: kube::Client,
     nats: async_nats::Client,
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
-    let deployments_api: Api<WorkloadDeployment> = scoped(&client, config.namespace.as_deref());
-    let workloads_api: Api<Workload> = scoped(&client, config.namespace.as_deref());
-    let deployments = Controller::new(deployments_api, watcher::Config::default());
-    let workloads = Controller::new(workloads_api.clone(), watcher::Config::default());
-    let ctx = Ctx::new(config, client, nats, deployments.store(), workloads.store());
-    let (changed_tx, changed) = tokio::sync::watch::channel(0u64);
-    let (stop_tx, stopped) = tokio::sync::watch::channel(false);
-    let tasks = [
-        tokio::spawn(hosts::watch_heartbeats(Arc::clone(&ctx), changed_tx)),
-        tokio::spawn(hosts::keep_host_objects(Arc::clone(&ctx))),
-        tokio::spawn(Arc::clone(&ctx).keep_lease()),
-        tokio::spawn(Arc::clone(&ctx).wait_for_caches()),
-    ];
-    let settings = controller::Config::default()
-        .concurrency(1)
-        .debounce(Duration::from_millis(50));
-    let deployments = deployments
-        .owns(workloads_api, watcher::Config::default())
-        .reconcile_all_on(changes(changed.clone()))
-        .with_config(settings.clone())
-        .graceful_shutdown_on(signalled(stopped.clone()))
-        .run(deployments::reconcile, error_policy, Arc::clone(&ctx))
-        .for_each(|result| async move { log_result("WorkloadDeployment", result) });
-    let workloads = workloads
-        .reconcile_all_on(changes(changed))
-        .with_config(settings)
-        .graceful_shutdown_on(signalled(stopped))
-        .run(workloads::reconcile, error_policy, Arc::clone(&ctx))
-        .for_each(|result| async move { log_result("Workload", result) });
-    let controllers = tokio::spawn(async move {
-        futures::join!(deployments, workloads);
-    });
-    stop.await;
-    let _ = stop_tx.send(true);
-    for task in tasks {
-        task.abort();
-    }
-    let _ = controllers.await;
-    match ctx.elector.release().await {
-        Ok(()) => tracing::info!("gave the Lease up"),
-        Err(e) => tracing::warn!(error = %e, "could not give the Lease up"),
-    }
+    Operator::new(config, client, nats).run(stop).await;
 }
 
 /// The API of `K` in one namespace, or in all.
@@ -226,10 +267,27 @@ impl Ctx {
             prepared: Mutex::new(HashMap::new()),
             recorder: Recorder::new(client.clone(), reporter),
             stop_attempts: Mutex::new(HashMap::new()),
+            shown: Mutex::new(HashSet::new()),
             config,
             client,
             nats,
         })
+    }
+
+    fn collect_metrics(&self) {
+        metrics::leader(self.acting().is_ok());
+        let ready = {
+            let observed = lock(&self.observed);
+            metrics::hosts(&observed);
+            metrics::ready_by_deployment(&observed)
+        };
+        let desired: BTreeMap<String, Option<u32>> = self
+            .deployments
+            .state()
+            .iter()
+            .map(|wd| (replicas::deployment_key(wd), Some(wd.spec.replicas)))
+            .collect();
+        metrics::replicas(&desired, &ready, &mut lock(&self.shown));
     }
 
     /// The term to act with, or why this operator must not act now (the partition guard).
@@ -425,6 +483,7 @@ impl Ctx {
         regarding: ObjectReference,
     ) {
         lock(&self.observed).started(replica.clone());
+        metrics::started(None);
         let command = StartCommand {
             protocol: PROTOCOL,
             term,

@@ -124,6 +124,7 @@ async fn run_standalone(ctx: &Arc<Ctx>, wl: &Workload, term: u64) -> Option<Cond
     {
         Some(r) if r.state == ReplicaState::Failed => {
             // Stop it; the next pass places it again, away from the host that failed it.
+            hearth_cluster::metrics::stopped(hearth_cluster::scheduler::StopReason::Failed);
             if let Err(e) = ctx.stop_replica(term, &id, &r.host).await {
                 tracing::warn!(replica = %id, host = %r.host, error = %e, "stop not delivered");
             }
