@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """HTTP benchmark driver for hearth (stdlib only, Python 3.11).
 
-Compares three servers that all answer `GET /` with `200 hello from hearth\\n`:
+Compares servers that all answer `GET /` with `200 hello from hearth\\n`:
 
-  native          a hyper server on a current-thread tokio runtime (the ceiling)
-  wasmtime-serve  `wasmtime serve` running the hello component
-  hearth          `hearth run --http` running the same component
+  native             a hyper server on a current-thread tokio runtime (the ceiling)
+  wasmtime-serve     `wasmtime serve` running the hello component
+  hearth             `hearth run --http` running the same component (metrics recorded,
+                     tracing off: the defaults)
+  hearth-no-metrics  the same with `--no-metrics`: what recording metrics costs
+  hearth-traces      the same with `--otlp-endpoint` to a sink in this driver: every
+                     request traced (100 % sampling) and exported as OTLP
 
 Each server is pinned to core 1 and wrk to core 0. Throughput and latency are
 measured with wrk at each connection count; cold start (process spawn to first
@@ -25,8 +29,10 @@ import shutil
 import socket
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from common import (
@@ -47,7 +53,8 @@ from common import (
     wrk_notes,
 )
 
-SERVERS = ("native", "wasmtime-serve", "hearth")
+SERVERS = ("native", "wasmtime-serve", "hearth", "hearth-no-metrics", "hearth-traces")
+HEARTHS = ("hearth", "hearth-no-metrics", "hearth-traces")
 COLD_START_SERVERS = ("wasmtime-serve", "hearth")
 ALIASES = {"wasmtime": "wasmtime-serve", "wasmtime_serve": "wasmtime-serve"}
 
@@ -91,7 +98,7 @@ def write_manifest(dir_: Path, wasm: Path) -> Path:
     return manifest
 
 
-def make_specs(args: argparse.Namespace, tmp: Path) -> dict[str, ServerSpec]:
+def make_specs(args: argparse.Namespace, tmp: Path, sink: TraceSink | None = None) -> dict[str, ServerSpec]:
     specs: dict[str, ServerSpec] = {}
     native = str(args.native)
     specs["native"] = ServerSpec("native", lambda p: [native, f"{HOST}:{p}"])
@@ -104,12 +111,52 @@ def make_specs(args: argparse.Namespace, tmp: Path) -> dict[str, ServerSpec]:
     hearth = str(args.hearth)
     manifest = str(write_manifest(tmp, args.hello_wasm))
     cache_dir = str(args.cache_dir.resolve())
-    specs["hearth"] = ServerSpec(
-        "hearth",
-        lambda p: [hearth, "run", "--http", f"{HOST}:{p}", "--cache-dir", cache_dir, manifest],
-        env={"RUST_LOG": "warn"},
-    )
+    def hearth_run(name: str, *extra: str) -> ServerSpec:
+        return ServerSpec(
+            name,
+            lambda p: [hearth, "run", "--http", f"{HOST}:{p}", "--cache-dir", cache_dir, *extra, manifest],
+            env={"RUST_LOG": "warn"},
+        )
+
+    specs["hearth"] = hearth_run("hearth")
+    specs["hearth-no-metrics"] = hearth_run("hearth-no-metrics", "--no-metrics")
+    if sink is not None:
+        specs["hearth-traces"] = hearth_run("hearth-traces", "--otlp-endpoint", f"http://{HOST}:{sink.port}")
     return specs
+
+
+class TraceSink:
+    """An OTLP/HTTP receiver that takes every export and answers it at once: counts the
+    batches and bytes, decodes nothing (the spans' content is the trace tests' business)."""
+
+    def __init__(self) -> None:
+        sink = self
+        self.batches = 0
+        self.bytes = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                n = int(self.headers.get("content-length") or 0)
+                self.rfile.read(n)
+                sink.batches += 1
+                sink.bytes += n
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((HOST, 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Server(Process):
@@ -237,6 +284,12 @@ def ratios(rows: list[dict], connections: list[int]) -> list[dict]:
         for other, key in (("wasmtime-serve", "hearth_over_wasmtime_serve"), ("native", "hearth_over_native")):
             o = by.get((other, c))
             entry[key] = (h / o) if o else None
+        # What observability costs in throughput: metrics against none, tracing against
+        # the default (metrics on, tracing off).
+        bare = by.get(("hearth-no-metrics", c))
+        traced = by.get(("hearth-traces", c))
+        entry["metrics_cost"] = (1 - h / bare) if bare else None
+        entry["tracing_cost"] = (1 - traced / h) if traced else None
         out.append(entry)
     return out
 
@@ -253,11 +306,14 @@ def print_report(info: dict, rows: list[dict], ratio_rows: list[dict], cold: dic
     if ratio_rows:
         print()
         print("req/s ratios")
-        print(f"{'conns':>6} {'hearth/wasmtime-serve':>22} {'hearth/native':>14}")
+        print(f"{'conns':>6} {'hearth/wasmtime-serve':>22} {'hearth/native':>14} {'metrics cost':>13} {'tracing cost':>13}")
+        ratio = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
+        share = lambda v: f"{v * 100:+.1f}%" if v is not None else "-"  # noqa: E731
         for e in ratio_rows:
-            a = e["hearth_over_wasmtime_serve"]
-            b = e["hearth_over_native"]
-            print(f"{e['connections']:>6} {(f'{a:.2f}' if a is not None else '-'):>22} {(f'{b:.2f}' if b is not None else '-'):>14}")
+            print(
+                f"{e['connections']:>6} {ratio(e['hearth_over_wasmtime_serve']):>22} {ratio(e['hearth_over_native']):>14} "
+                f"{share(e['metrics_cost']):>13} {share(e['tracing_cost']):>13}"
+            )
     if cold:
         print()
         print("Cold start (spawn to first 200, warm compile cache)")
@@ -319,7 +375,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             missing.append(f"`{tool}` not found on PATH")
     if "native" in args.only and not os.access(args.native, os.X_OK):
         missing.append(f"native server not found at {args.native} (cargo build --release -p hearth-bench-native)")
-    if "hearth" in args.only and not os.access(args.hearth, os.X_OK):
+    if set(HEARTHS) & set(args.only) and not os.access(args.hearth, os.X_OK):
         missing.append(f"hearth not found at {args.hearth} (cargo build --release -p hearth-cli)")
     if "wasmtime-serve" in args.only:
         if args.wasmtime is None and (found := shutil.which("wasmtime")):
@@ -329,7 +385,7 @@ def check_inputs(args: argparse.Namespace) -> None:
                 f"wasmtime not found{f' at {args.wasmtime}' if args.wasmtime else ''}: pass --wasmtime PATH, "
                 "run bench/http (it installs wasmtime-cli 48.0.8), or skip it with --only native,hearth"
             )
-    if {"hearth", "wasmtime-serve"} & set(args.only) and not args.hello_wasm.is_file():
+    if {*HEARTHS, "wasmtime-serve"} & set(args.only) and not args.hello_wasm.is_file():
         missing.append(f"hello component not found at {args.hello_wasm} (cd guests && cargo build --release)")
     if (os.cpu_count() or 1) < 2:
         missing.append("the pinning scheme needs at least 2 CPUs (server on CPU 1, wrk on CPU 0)")
@@ -347,16 +403,28 @@ def main(argv: list[str]) -> int:
     )
 
     def body(args, tmp: Path) -> tuple[list[dict], dict]:
-        specs = make_specs(args, tmp)
-        rows: list[dict] = []
-        cold: dict = {}
-        for name in args.only:
-            rows.extend(bench_server(specs[name], args, tmp))
-        if not args.no_cold_start:
+        sink = TraceSink() if "hearth-traces" in args.only else None
+        try:
+            specs = make_specs(args, tmp, sink)
+            rows: list[dict] = []
+            cold: dict = {}
             for name in args.only:
-                if name in COLD_START_SERVERS:
-                    cold[name] = cold_start(specs[name], args.cold_start_runs, tmp)
-        return rows, cold
+                before = (sink.batches, sink.bytes) if sink else (0, 0)
+                got = bench_server(specs[name], args, tmp)
+                if name == "hearth-traces" and sink:
+                    batches, size = sink.batches - before[0], sink.bytes - before[1]
+                    log(f"{name}: the sink took {batches} OTLP exports, {size / 1e6:.1f} MB")
+                    for row in got:
+                        row["otlp_exports"], row["otlp_bytes"] = batches, size
+                rows.extend(got)
+            if not args.no_cold_start:
+                for name in args.only:
+                    if name in COLD_START_SERVERS:
+                        cold[name] = cold_start(specs[name], args.cold_start_runs, tmp)
+            return rows, cold
+        finally:
+            if sink:
+                sink.close()
 
     wasmtime = args.wasmtime if "wasmtime-serve" in args.only else None
     got = run_driver(args, check_inputs, plan, "hearth-http-bench-", body, wasmtime)

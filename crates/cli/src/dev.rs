@@ -31,7 +31,7 @@ pub struct DevArgs {
     #[arg(default_value = "workload.yaml")]
     manifest: PathBuf,
     #[command(flatten)]
-    host: crate::run::HostArgs,
+    pub(crate) host: crate::run::HostArgs,
     /// How often the sources are checked for changes, in milliseconds.
     #[arg(long, default_value_t = 300)]
     poll_ms: u64,

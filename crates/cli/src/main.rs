@@ -231,11 +231,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => {
-            metrics::install();
+            metrics::install(&args.host);
             run::main(args)
         }
         Command::Host(args) => {
-            metrics::install();
+            metrics::install(&args.run.host);
             host::main(*args)
         }
         Command::Controller(args) => cluster::controller(args),
@@ -249,7 +249,7 @@ fn main() -> ExitCode {
             args,
         } => operator::main(args),
         Command::Dev(args) => {
-            metrics::install();
+            metrics::install(&args.host);
             dev::main(args)
         }
         Command::Validate { manifests } => {

@@ -18,10 +18,13 @@ const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Installs the recorder: before any workload is built, since components register their
-/// metrics when they are built (a handle registered earlier records nothing).
-pub(crate) fn install() {
-    handle();
+/// Installs the recorder, unless `--no-metrics`: before any workload is built, since
+/// components register their metrics when they are built (a handle registered earlier
+/// records nothing, at the cost of a no-op call).
+pub(crate) fn install(host: &crate::run::HostArgs) {
+    if !host.no_metrics {
+        handle();
+    }
 }
 
 /// Installs the recorder of a process that is not a host, labelling every series
@@ -81,7 +84,7 @@ pub(crate) fn renderer(
     workloads: &Arc<Workloads>,
     pool_size: u32,
 ) -> Option<hearth_http::RenderMetrics> {
-    let handle = handle()?;
+    let handle = HANDLE.get()?.as_ref()?;
     let workloads = Arc::clone(workloads);
     Some(Arc::new(move || {
         hearth_runtime::metrics::collect(&workloads.list(), pool_size);

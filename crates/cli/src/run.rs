@@ -44,6 +44,10 @@ pub struct HostArgs {
     /// `URL/v1/traces`); off unless given.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// Record no metrics (`GET /metrics` then answers 404 and the dashboard shows counts
+    /// without latencies): each invocation saves a few atomic updates.
+    #[arg(long)]
+    pub no_metrics: bool,
 }
 
 #[derive(Debug, clap::Args)]

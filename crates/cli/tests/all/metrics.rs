@@ -145,6 +145,33 @@ fn metrics_and_logs_need_the_admin_token_when_one_is_set() {
     assert!(resp.text().contains("hearth_workloads"), "{}", resp.text());
 }
 
+#[test]
+fn no_metrics_records_nothing_and_says_so() {
+    let dir = TempDir::new("no-metrics");
+    let manifest = dir.write(
+        "w.yaml",
+        workload(
+            "hello",
+            &format!(
+                "    - name: hello\n      image: {}\n      http: {{}}\n",
+                wasm("hello")
+            ),
+        ),
+    );
+    let host = Hearth::start_with(&[&manifest], &["--no-metrics"]);
+    assert_eq!(host.get("x", "/").status, 200);
+    let scrape = host.admin_get("/metrics");
+    assert_eq!(scrape.status, 404);
+    assert!(scrape.body.contains("metrics are off"), "{}", scrape.body);
+    // The status counters do not depend on the recorder.
+    let status: serde_json::Value =
+        serde_json::from_str(&host.admin_get("/v1/workloads").body).unwrap();
+    assert_eq!(
+        status[0]["components"][0]["stats"]["requests"], 1,
+        "{status}"
+    );
+}
+
 /// The value of the first series of `name` whose labels include `label`, in a scrape.
 fn sample(scrape: &str, name: &str, label: &str) -> Option<f64> {
     scrape
