@@ -273,6 +273,23 @@ def bench_server(spec: ServerSpec, args: argparse.Namespace, log_dir: Path) -> l
     return rows
 
 
+def medians(rows: list[dict]) -> list[dict]:
+    """One row per (server, connections): the round with the median req/s (its latencies
+    with it), and every round's req/s. On a noisy machine one 10 s run of one server
+    against one of another says little; rounds that interleave the servers say more."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["server"], r["connections"]), []).append(r)
+    out = []
+    for (server, conns), runs in groups.items():
+        ordered = sorted(runs, key=lambda r: r["rps"])
+        median = dict(ordered[(len(ordered) - 1) // 2])
+        median.pop("round", None)
+        median["rounds_rps"] = [round(r["rps"]) for r in runs]
+        out.append(median)
+    return out
+
+
 def ratios(rows: list[dict], connections: list[int]) -> list[dict]:
     by = {(r["server"], r["connections"]): r["rps"] for r in rows}
     out = []
@@ -297,11 +314,14 @@ def ratios(rows: list[dict], connections: list[int]) -> list[dict]:
 def print_report(info: dict, rows: list[dict], ratio_rows: list[dict], cold: dict) -> None:
     print()
     print("Throughput and latency (wrk -t1, server on CPU 1, wrk on CPU 0)")
-    print(f"{'server':<16} {'conns':>6} {'req/s':>12} {'p50 µs':>10} {'p99 µs':>10}  notes")
+    print(f"{'server':<18} {'conns':>6} {'req/s':>12} {'p50 µs':>10} {'p99 µs':>10}  notes")
     for r in rows:
+        spread = ""
+        if len(r.get("rounds_rps", [])) > 1:
+            spread = "rounds " + "/".join(f"{x:,}" for x in r["rounds_rps"]) + " "
         print(
-            f"{r['server']:<16} {r['connections']:>6} {r['rps']:>12,.0f} "
-            f"{r['p50_us']:>10,.0f} {r['p99_us']:>10,.0f}  {wrk_notes(r)}"
+            f"{r['server']:<18} {r['connections']:>6} {r['rps']:>12,.0f} "
+            f"{r['p50_us']:>10,.0f} {r['p99_us']:>10,.0f}  {spread}{wrk_notes(r)}"
         )
     if ratio_rows:
         print()
@@ -343,6 +363,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-cold-start", action="store_true", help="skip the cold-start measurement")
     p.add_argument("--cold-start-runs", type=int, default=20, help="cold-start rounds per server (default 20)")
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every server this many times, interleaved, and report each one's median round (default 1)",
+    )
+    p.add_argument(
         "--output", type=Path, default=BENCH_DIR / "results/http-latest.json", help="where to write the JSON results"
     )
     args = p.parse_args(argv)
@@ -353,6 +379,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--connections: expected comma-separated integers, got {args.connections!r}")
     if not args.connections or any(c < 1 for c in args.connections):
         p.error("--connections: expected positive integers")
+    if args.rounds < 1:
+        p.error("--rounds: expected 1 or more")
     if args.duration <= 0 or args.warmup < 0:
         p.error("--duration must be positive and --warmup non-negative")
     only = []
@@ -408,15 +436,20 @@ def main(argv: list[str]) -> int:
             specs = make_specs(args, tmp, sink)
             rows: list[dict] = []
             cold: dict = {}
-            for name in args.only:
-                before = (sink.batches, sink.bytes) if sink else (0, 0)
-                got = bench_server(specs[name], args, tmp)
-                if name == "hearth-traces" and sink:
-                    batches, size = sink.batches - before[0], sink.bytes - before[1]
-                    log(f"{name}: the sink took {batches} OTLP exports, {size / 1e6:.1f} MB")
+            for round_ in range(1, args.rounds + 1):
+                if args.rounds > 1:
+                    log(f"round {round_} of {args.rounds}")
+                for name in args.only:
+                    before = (sink.batches, sink.bytes) if sink else (0, 0)
+                    got = bench_server(specs[name], args, tmp)
+                    if name == "hearth-traces" and sink:
+                        batches, size = sink.batches - before[0], sink.bytes - before[1]
+                        log(f"{name}: the sink took {batches} OTLP exports, {size / 1e6:.1f} MB")
+                        for row in got:
+                            row["otlp_exports"], row["otlp_bytes"] = batches, size
                     for row in got:
-                        row["otlp_exports"], row["otlp_bytes"] = batches, size
-                rows.extend(got)
+                        row["round"] = round_
+                    rows.extend(got)
             if not args.no_cold_start:
                 for name in args.only:
                     if name in COLD_START_SERVERS:
@@ -432,6 +465,8 @@ def main(argv: list[str]) -> int:
         return got
     info, (rows, cold) = got
 
+    all_rounds = rows
+    rows = medians(rows)
     ratio_rows = ratios(rows, args.connections)
     print_report(info, rows, ratio_rows, cold)
 
@@ -446,8 +481,10 @@ def main(argv: list[str]) -> int:
             "client_cpu": int(CLIENT_CPU),
             "wrk_threads": 1,
             "cold_start_runs": args.cold_start_runs if cold else None,
+            "rounds": args.rounds,
         },
         "throughput": rows,
+        "rounds": all_rounds if args.rounds > 1 else None,
         "ratios": ratio_rows,
         "cold_start": cold,
     }

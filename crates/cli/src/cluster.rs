@@ -380,10 +380,16 @@ pub fn get(
 
 /// The heartbeats heard within a little more than one period, one per host.
 async fn heartbeats(client: &async_nats::Client) -> Vec<Heartbeat> {
-    use futures::StreamExt;
     let Ok(mut sub) = client.subscribe(subject::heartbeats()).await else {
         return Vec::new();
     };
+    one_period(&mut sub).await
+}
+
+/// What `heartbeats` (a heartbeat subscription) brings within a little more than one
+/// heartbeat period: every live host once, its latest.
+pub(crate) async fn one_period(heartbeats: &mut async_nats::Subscriber) -> Vec<Heartbeat> {
+    use futures::StreamExt;
     let mut seen = BTreeMap::new();
     let deadline =
         tokio::time::sleep(hearth_cluster::agent::HEARTBEAT_EVERY + Duration::from_millis(300));
@@ -391,7 +397,7 @@ async fn heartbeats(client: &async_nats::Client) -> Vec<Heartbeat> {
     loop {
         tokio::select! {
             () = &mut deadline => break,
-            Some(message) = sub.next() => {
+            Some(message) = heartbeats.next() => {
                 if let Ok(hb) = protocol::decode::<Heartbeat>(&message.payload) {
                     seen.insert(hb.host_id.clone(), hb);
                 }

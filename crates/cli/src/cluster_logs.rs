@@ -8,7 +8,6 @@
 use crate::cluster::ClusterArgs;
 use crate::logs::{LogsArgs, clock};
 use futures::StreamExt;
-use hearth_cluster::agent::HEARTBEAT_EVERY;
 use hearth_cluster::protocol::{
     self, Heartbeat, LogEntry, LogsReply, LogsRequest, PROTOCOL, subject,
 };
@@ -47,18 +46,8 @@ pub async fn run(args: &LogsArgs, cluster: &ClusterArgs) -> Result<(), String> {
         (None, false) => None,
     };
     let mut hosts: BTreeMap<String, Cursor> = BTreeMap::new();
-    // Every host beats once per period: a little more than one period hears them all.
-    let first = tokio::time::sleep(HEARTBEAT_EVERY + Duration::from_millis(300));
-    tokio::pin!(first);
-    loop {
-        tokio::select! {
-            () = &mut first => break,
-            Some(message) = beats.next() => {
-                if let Ok(hb) = protocol::decode::<Heartbeat>(&message.payload) {
-                    runs(&hb, &args.workload, since_ms, &mut hosts);
-                }
-            }
-        }
+    for hb in crate::cluster::one_period(&mut beats).await {
+        runs(&hb, &args.workload, since_ms, &mut hosts);
     }
     if hosts.is_empty() {
         return Err(format!(
@@ -68,18 +57,15 @@ pub async fn run(args: &LogsArgs, cluster: &ClusterArgs) -> Result<(), String> {
     }
     let mut out = std::io::stdout().lock();
     loop {
-        let mut round: Vec<(String, LogEntry)> = Vec::new();
-        for (host, cursor) in &mut hosts {
-            read_host(
-                &client,
-                host,
-                cursor,
-                &args.workload,
-                part.as_deref(),
-                &mut round,
-            )
-            .await;
-        }
+        // Every host at once: one that went away costs its timeout, not the others' turn.
+        let reads = hosts.iter_mut().map(|(host, cursor)| {
+            read_host(&client, host, cursor, &args.workload, part.as_deref())
+        });
+        let mut round: Vec<(String, LogEntry)> = futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         // Lines of different hosts interleave by time.
         round.sort_by_key(|(host, line)| (line.time_ms, host.clone(), line.seq));
         for (host, line) in &round {
@@ -129,15 +115,15 @@ fn runs(hb: &Heartbeat, name: &str, since_ms: u64, hosts: &mut BTreeMap<String, 
     }
 }
 
-/// Reads `host`'s new lines into `round`, page after page.
+/// `host`'s new lines, page after page, each with the host's id.
 async fn read_host(
     client: &async_nats::Client,
     host: &str,
     cursor: &mut Cursor,
     name: &str,
     part: Option<&str>,
-    round: &mut Vec<(String, LogEntry)>,
-) {
+) -> Vec<(String, LogEntry)> {
+    let mut round = Vec::new();
     loop {
         let request = LogsRequest {
             protocol: PROTOCOL,
@@ -167,7 +153,7 @@ async fn read_host(
                     eprintln!("warning: host `{host}`: cannot read its lines: {reason}");
                     cursor.failing = true;
                 }
-                return;
+                return round;
             }
         };
         cursor.failing = false;
@@ -185,7 +171,7 @@ async fn read_host(
         }
         round.extend(lines.into_iter().map(|l| (host.to_string(), l)));
         if !more {
-            return;
+            return round;
         }
     }
 }

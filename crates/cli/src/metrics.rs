@@ -5,10 +5,11 @@
 //! a controller's `controller` (its lease id), an operator's `operator`.
 
 use hearth_runtime::Workloads;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 
-/// Histogram buckets in seconds: invocation latency and queue wait.
+/// Histogram buckets in seconds: invocation latency and queue wait (instance memory has
+/// its own, in bytes).
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -50,8 +51,12 @@ fn handle_labelled(
     HANDLE
         .get_or_init(|| {
             let (key, value) = label();
+            let memory = Matcher::Full(hearth_runtime::metrics::INSTANCE_MEMORY.into());
             let recorder = PrometheusBuilder::new()
                 .set_buckets(BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(memory, hearth_runtime::metrics::MEMORY_BUCKETS)
+                })
                 .and_then(|b| b.add_global_label(key, value).install_recorder());
             match recorder {
                 Ok(handle) => {

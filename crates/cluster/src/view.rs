@@ -8,7 +8,7 @@
 //! controller: the Kubernetes operator keeps status in the API server), deployments are
 //! summed up from the heartbeats alone.
 
-use crate::protocol::{Capacity, Heartbeat, ReplicaState};
+use crate::protocol::{Capacity, Heartbeat, ReplicaReport, ReplicaState};
 use crate::store::{DeploymentStatus, STATUS};
 use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 const LOST_AFTER: Duration = Duration::from_secs(3);
 /// A host silent this long is no longer shown at all.
 const FORGET_AFTER: Duration = Duration::from_secs(300);
-/// How long to wait before watching the status bucket again after it failed or ended.
-const REWATCH: Duration = Duration::from_secs(2);
+/// How long to wait before watching the status bucket again after it failed or ended...
+const REWATCH: Duration = Duration::from_secs(1);
+/// ... and at most, after failures in a row.
+const REWATCH_MAX: Duration = Duration::from_secs(30);
 
 /// The cluster as one host sees it.
 pub struct ClusterView {
@@ -55,19 +57,7 @@ pub struct HostSnapshot {
     pub capacity: Capacity,
     pub offers: BTreeSet<String>,
     pub http: Option<String>,
-    pub replicas: Vec<ReplicaSnapshot>,
-}
-
-/// One replica as its host reports it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReplicaSnapshot {
-    pub id: String,
-    pub deployment: String,
-    pub revision: String,
-    pub state: ReplicaState,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub replicas: Vec<ReplicaReport>,
 }
 
 /// One deployment: the controller's status when there is one, and where its replicas run.
@@ -157,17 +147,7 @@ impl ClusterView {
                     capacity: hb.capacity.clone(),
                     offers: hb.offers.clone(),
                     http: hb.http.clone(),
-                    replicas: hb
-                        .replicas
-                        .iter()
-                        .map(|r| ReplicaSnapshot {
-                            id: r.id.clone(),
-                            deployment: r.deployment.clone(),
-                            revision: r.revision.clone(),
-                            state: r.state,
-                            message: r.message.clone(),
-                        })
-                        .collect(),
+                    replicas: hb.replicas.clone(),
                 }
             })
             .collect();
@@ -190,12 +170,12 @@ impl ClusterView {
         }
     }
 
-    /// Follows the `hearth-status` bucket for as long as the process runs: watched again
-    /// after [`REWATCH`] whenever it cannot be read (not created yet, not permitted) or the
-    /// watch ends.
+    /// Follows the `hearth-status` bucket for as long as the process runs. Whenever it
+    /// cannot be read (not created yet, not permitted) or the watch ends, it is watched
+    /// again after [`REWATCH`], doubled per failure in a row up to [`REWATCH_MAX`].
     pub async fn watch_statuses(&self, client: async_nats::Client) {
         let js = jetstream::new(client);
-        let mut told = false;
+        let mut wait = REWATCH;
         loop {
             let watched = match js.get_key_value(STATUS).await {
                 Ok(bucket) => bucket.watch_all().await.map_err(|e| e.to_string()),
@@ -203,16 +183,20 @@ impl ClusterView {
             };
             match watched {
                 Ok(watch) => {
-                    told = false;
+                    wait = REWATCH;
+                    // The watch starts with every current value: what it does not bring
+                    // was deleted meanwhile.
+                    self.statuses().clear();
                     self.follow(watch).await;
                 }
-                Err(e) if !told => {
-                    tracing::debug!(error = %e, "deployment statuses not readable (yet); the dashboard sums up heartbeats");
-                    told = true;
+                Err(e) => {
+                    if wait == REWATCH {
+                        tracing::debug!(error = %e, "deployment statuses not readable (yet); the dashboard sums up heartbeats");
+                    }
+                    wait = (wait * 2).min(REWATCH_MAX);
                 }
-                Err(_) => {}
             }
-            tokio::time::sleep(REWATCH).await;
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -253,7 +237,7 @@ fn entry<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{PROTOCOL, ReplicaReport};
+    use crate::protocol::PROTOCOL;
     use crate::store::Condition;
 
     fn beat(host: &str, replicas: &[(&str, &str, ReplicaState)]) -> Heartbeat {

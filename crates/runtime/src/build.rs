@@ -139,18 +139,21 @@ fn build_components(
         let (proxy, handler) = entry_points(workload, part.part, &pre)?;
         let name: Arc<str> = workload.name.as_str().into();
         let component_name: Arc<str> = spec.name.as_str().into();
+        let metrics = crate::metrics::ComponentMetrics::new(&name, &component_name);
+        let mut template = StateTemplate::new(
+            &name,
+            spec.name.as_str().into(),
+            &spec.env,
+            spec.limits.memory_mib,
+            network,
+            hearth_net::Role::Component,
+            Arc::clone(&part.policy),
+            &interfaces.components[i],
+        );
+        template.memory_at_exit = Some(metrics.memory_at_exit.clone());
         let runtime = Arc::new(ComponentRuntime {
-            metrics: crate::metrics::ComponentMetrics::new(&name, &component_name),
-            template: StateTemplate::new(
-                &name,
-                spec.name.as_str().into(),
-                &spec.env,
-                spec.limits.memory_mib,
-                network,
-                hearth_net::Role::Component,
-                Arc::clone(&part.policy),
-                &interfaces.components[i],
-            ),
+            metrics,
+            template,
             workload: name,
             name: spec.name.as_str().into(),
             route: spec.http.clone(),

@@ -22,6 +22,20 @@ pub const INVOCATIONS: &str = "hearth_component_invocations_total";
 pub const DURATION: &str = "hearth_component_duration_seconds";
 /// Time waiting at the component's gate for a slot, seconds.
 pub const QUEUE_WAIT: &str = "hearth_component_queue_wait_seconds";
+/// Linear memory an instance held when it ended (all its memories), bytes.
+pub const INSTANCE_MEMORY: &str = "hearth_component_instance_memory_bytes";
+/// Buckets of [`INSTANCE_MEMORY`]: 64 KiB (one Wasm page) to 4 GiB, by fours.
+pub const MEMORY_BUCKETS: &[f64] = &[
+    65_536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+    1_073_741_824.0,
+    4_294_967_296.0,
+];
 
 /// How an invocation ended, as the `outcome` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +104,8 @@ pub(crate) struct ComponentMetrics {
     outcomes: [Counter; 6],
     duration: Histogram,
     queue_wait: Histogram,
+    /// Recorded by each instance's store as it goes.
+    pub(crate) memory_at_exit: Histogram,
 }
 
 impl ComponentMetrics {
@@ -111,6 +127,7 @@ impl ComponentMetrics {
             }),
             duration: histogram!(DURATION, &labels()),
             queue_wait: histogram!(QUEUE_WAIT, &labels()),
+            memory_at_exit: histogram!(INSTANCE_MEMORY, &labels()),
         }
     }
 

@@ -1,5 +1,5 @@
 //! What one store holds: the WASI, `wasi:http`, virtual-network and host-interface contexts, the resource
-//! table, the memory limiter and the deadline. Built fresh for every invocation and for every
+//! table, the memory limiter (which also measures the instance's memory) and the deadline. Built fresh for every invocation and for every
 //! service incarnation.
 
 use crate::guest_log::{GuestLog, StdStream};
@@ -7,10 +7,11 @@ use crate::outgoing_http::HttpHooks;
 use crate::trace::StoreTrace;
 use hearth_interfaces::{InterfacesCtx, InterfacesHost, InterfacesView, PartInterfaces};
 use hearth_net::{EgressPolicy, NetCtx, NetCtxView, NetView, Network, Role};
+use metrics::Histogram;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -22,9 +23,70 @@ pub struct InvocationState {
     hooks: HttpHooks,
     net: NetCtx,
     interfaces: InterfacesCtx,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: Limits,
     /// When the invocation must be done; `None` for a service.
     pub(crate) deadline: Option<Instant>,
+    /// Where the instance's linear memory is recorded when its store goes.
+    memory_at_exit: Option<Histogram>,
+}
+
+impl Drop for InvocationState {
+    fn drop(&mut self) {
+        if let Some(h) = &self.memory_at_exit {
+            h.record(self.limits.memory as f64);
+        }
+    }
+}
+
+/// The store's limiter: wasmtime's [`StoreLimits`], and the linear memory its instances
+/// hold (every memory's size, summed; linear memory never shrinks).
+pub(crate) struct Limits {
+    inner: StoreLimits,
+    memory: usize,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory = self.memory.saturating_add(desired.saturating_sub(current));
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
 }
 
 /// What every store of one component (or service) is built from.
@@ -37,6 +99,8 @@ pub(crate) struct StateTemplate {
     pub role: Role,
     pub policy: Arc<EgressPolicy>,
     pub interfaces: Arc<PartInterfaces>,
+    /// A component's instance memory histogram (services have none).
+    pub memory_at_exit: Option<Histogram>,
 }
 
 impl StateTemplate {
@@ -61,6 +125,7 @@ impl StateTemplate {
             role,
             policy,
             interfaces: Arc::clone(interfaces),
+            memory_at_exit: None,
         }
     }
 }
@@ -94,11 +159,15 @@ impl InvocationState {
                 Arc::clone(&template.policy),
             ),
             interfaces: InterfacesCtx::new(&template.interfaces),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(template.memory_bytes)
-                .instances(64)
-                .build(),
+            limits: Limits {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(template.memory_bytes)
+                    .instances(64)
+                    .build(),
+                memory: 0,
+            },
             deadline,
+            memory_at_exit: template.memory_at_exit.clone(),
         }
     }
 }

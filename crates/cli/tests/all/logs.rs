@@ -1,9 +1,6 @@
 //! `hearth logs`: a workload's guest lines from its host's admin API, kept and followed.
 
-use crate::support::{Hearth, TempDir, hearth_cmd, wasm, workload};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use crate::support::{Hearth, TempDir, follow_lines, hearth_cmd, wasm, workload};
 use std::time::{Duration, Instant};
 
 fn noisy_host() -> (TempDir, Hearth) {
@@ -49,22 +46,7 @@ fn logs_shows_kept_lines_and_follow_shows_new_ones_within_a_second() {
     assert!(err.contains("no workload `ghost`"), "{err}");
 
     // Follow: the kept lines first, then each new line as the guest prints it.
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["logs", "noisy", "-f", "--json", "--admin", &admin])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = follower.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut follower, rx) = follow_lines(&["logs", "noisy", "-f", "--json", "--admin", &admin]);
     for _ in 0..2 {
         let (_, line) = rx
             .recv_timeout(Duration::from_secs(10))

@@ -146,6 +146,43 @@ fn metrics_and_logs_need_the_admin_token_when_one_is_set() {
 }
 
 #[test]
+fn each_instance_records_its_memory_when_it_ends() {
+    let dir = TempDir::new("metrics-memory");
+    let manifest = dir.write(
+        "w.yaml",
+        workload(
+            "mem",
+            &format!(
+                "    - name: f\n      image: {}\n      http: {{}}\n      limits: {{ memoryMiB: 32 }}\n",
+                wasm("faults")
+            ),
+        ),
+    );
+    let host = Hearth::start(&[&manifest]);
+    for _ in 0..2 {
+        assert_eq!(host.get("x", "/ok").status, 200);
+    }
+    // Grows its memory until the 32 MiB limit refuses, then traps.
+    assert_eq!(host.get("x", "/oom").status, 500);
+    let scrape = host.admin_get("/metrics").body;
+    let series = |suffix: &str, le: Option<&str>| -> Option<f64> {
+        scrape
+            .lines()
+            .filter(|l| l.starts_with(&format!("hearth_component_instance_memory_bytes{suffix}{{")))
+            .filter(|l| l.contains(r#"component="f""#))
+            .filter(|l| le.is_none_or(|le| l.contains(&format!(r#"le="{le}""#))))
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    assert_eq!(series("_count", None), Some(3.0), "{scrape}");
+    // The two small instances hold a few MiB at most; the bomb ends near its limit.
+    assert_eq!(series("_bucket", Some("4194304")), Some(2.0), "{scrape}");
+    assert_eq!(series("_bucket", Some("16777216")), Some(2.0), "{scrape}");
+    assert_eq!(series("_bucket", Some("67108864")), Some(3.0), "{scrape}");
+    let sum = series("_sum", None).unwrap();
+    assert!(sum > 16.0 * 1_048_576.0, "{sum}");
+}
+
+#[test]
 fn no_metrics_records_nothing_and_says_so() {
     let dir = TempDir::new("no-metrics");
     let manifest = dir.write(

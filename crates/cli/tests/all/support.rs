@@ -352,6 +352,28 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// `hearth ARGS` running on, its stdout read line by line on a thread: each line with the
+/// moment it arrived. Kill the child when done.
+pub fn follow_lines(args: &[&str]) -> (Child, std::sync::mpsc::Receiver<(Instant, String)>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
 /// Runs `hearth ARGS` to completion, returning (exit code, stdout, stderr).
 pub fn hearth_cmd(args: &[&str]) -> (i32, String, String) {
     guests();

@@ -2,10 +2,7 @@
 //! replica of it, asked over NATS; `-f` shows a new line within a second.
 
 use crate::harness::{Cluster, cli, serial};
-use crate::support::{request, wasm};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use crate::support::{follow_lines, request, wasm};
 use std::time::{Duration, Instant};
 
 fn noisy(replicas: u32) -> String {
@@ -73,22 +70,7 @@ fn cluster_logs_gather_every_replicas_lines_and_follow_new_ones() {
     );
 
     // Follow: the kept lines, then a new line on h2 within a second of its request.
-    let mut follower = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["logs", "noisy", "-f", "--json", "--cluster", &url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = follower.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut follower, rx) = follow_lines(&["logs", "noisy", "-f", "--json", "--cluster", &url]);
     for _ in 0..4 {
         let (_, line) = rx
             .recv_timeout(Duration::from_secs(10))
