@@ -263,7 +263,12 @@ def bench_server(spec: ServerSpec, args: argparse.Namespace, log_dir: Path) -> l
         run_wrk(args.wrk, port, max(args.connections), args.warmup)
         for c in args.connections:
             log(f"{spec.name}: wrk -c{c} -d{fmt_duration(args.duration)}")
+            cpu_before = cpu_seconds(server.proc.pid)
             r = run_wrk(args.wrk, port, c, args.duration)
+            cpu = cpu_seconds(server.proc.pid) - cpu_before
+            # CPU time the server spent per request: unlike req/s, time the hypervisor gave
+            # to other guests does not count, so it holds still on a shared VM.
+            r["cpu_us_per_request"] = cpu * 1e6 / r["requests"] if r.get("requests") else None
             if r["non_2xx"] or any(r["socket_errors"].values()):
                 log(f"{spec.name}: WARNING: non-2xx {r['non_2xx']}, socket errors {r['socket_errors']}")
             rows.append({"server": spec.name, "connections": c, **r})
@@ -271,6 +276,13 @@ def bench_server(spec: ServerSpec, args: argparse.Namespace, log_dir: Path) -> l
     finally:
         server.stop()
     return rows
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process `pid` (all its threads) so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
 def medians(rows: list[dict]) -> list[dict]:
@@ -286,6 +298,9 @@ def medians(rows: list[dict]) -> list[dict]:
         median = dict(ordered[(len(ordered) - 1) // 2])
         median.pop("round", None)
         median["rounds_rps"] = [round(r["rps"]) for r in runs]
+        cpu = sorted(r["cpu_us_per_request"] for r in runs if r.get("cpu_us_per_request"))
+        median["cpu_us_per_request"] = cpu[(len(cpu) - 1) // 2] if cpu else None
+        median["rounds_cpu_us_per_request"] = [round(r.get("cpu_us_per_request") or 0, 1) for r in runs]
         out.append(median)
     return out
 
@@ -307,32 +322,45 @@ def ratios(rows: list[dict], connections: list[int]) -> list[dict]:
         traced = by.get(("hearth-traces", c))
         entry["metrics_cost"] = (1 - h / bare) if bare else None
         entry["tracing_cost"] = (1 - traced / h) if traced else None
+        # The same from CPU time per request: extra CPU each request needs.
+        cpu = {(r["server"], r["connections"]): r.get("cpu_us_per_request") for r in rows}
+        h_cpu, bare_cpu, traced_cpu = (cpu.get((n, c)) for n in ("hearth", "hearth-no-metrics", "hearth-traces"))
+        entry["metrics_cpu_cost"] = (h_cpu / bare_cpu - 1) if h_cpu and bare_cpu else None
+        entry["tracing_cpu_cost"] = (traced_cpu / h_cpu - 1) if h_cpu and traced_cpu else None
         out.append(entry)
     return out
+
+
+def cpu_text(us: float | None) -> str:
+    return f"{us:,.1f}" if us else "-"
 
 
 def print_report(info: dict, rows: list[dict], ratio_rows: list[dict], cold: dict) -> None:
     print()
     print("Throughput and latency (wrk -t1, server on CPU 1, wrk on CPU 0)")
-    print(f"{'server':<18} {'conns':>6} {'req/s':>12} {'p50 µs':>10} {'p99 µs':>10}  notes")
+    print(f"{'server':<18} {'conns':>6} {'req/s':>12} {'p50 µs':>10} {'p99 µs':>10} {'CPU µs/req':>11}  notes")
     for r in rows:
         spread = ""
         if len(r.get("rounds_rps", [])) > 1:
             spread = "rounds " + "/".join(f"{x:,}" for x in r["rounds_rps"]) + " "
         print(
             f"{r['server']:<18} {r['connections']:>6} {r['rps']:>12,.0f} "
-            f"{r['p50_us']:>10,.0f} {r['p99_us']:>10,.0f}  {spread}{wrk_notes(r)}"
+            f"{r['p50_us']:>10,.0f} {r['p99_us']:>10,.0f} {cpu_text(r.get('cpu_us_per_request')):>11}  {spread}{wrk_notes(r)}"
         )
     if ratio_rows:
         print()
         print("req/s ratios")
-        print(f"{'conns':>6} {'hearth/wasmtime-serve':>22} {'hearth/native':>14} {'metrics cost':>13} {'tracing cost':>13}")
+        print(
+            f"{'conns':>6} {'hearth/wasmtime-serve':>22} {'hearth/native':>14} {'metrics cost':>13} {'tracing cost':>13}"
+            f" {'metrics CPU':>12} {'tracing CPU':>12}"
+        )
         ratio = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
         share = lambda v: f"{v * 100:+.1f}%" if v is not None else "-"  # noqa: E731
         for e in ratio_rows:
             print(
                 f"{e['connections']:>6} {ratio(e['hearth_over_wasmtime_serve']):>22} {ratio(e['hearth_over_native']):>14} "
                 f"{share(e['metrics_cost']):>13} {share(e['tracing_cost']):>13}"
+                f" {share(e['metrics_cpu_cost']):>12} {share(e['tracing_cpu_cost']):>12}"
             )
     if cold:
         print()
