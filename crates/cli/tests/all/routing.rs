@@ -167,3 +167,51 @@ fn keep_alive_serves_many_requests_on_one_connection() {
         );
     }
 }
+
+#[test]
+fn a_request_framed_two_ways_is_answered_once_and_its_connection_closed() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("smuggling");
+    let manifest = dir.write(
+        "w.yaml",
+        workload(
+            "hello",
+            &format!(
+                "    - name: web\n      image: {}\n      http: {{ path: / }}\n",
+                wasm("hello")
+            ),
+        ),
+    );
+    let host = Hearth::start(&[&manifest]);
+    // Chunked says the body ends at once; Content-Length would have it swallow the start of
+    // the next request. A front proxy and a server that split the stream differently let a
+    // request through that the proxy never saw. hyper (1.12) takes the chunked framing, drops
+    // Content-Length and closes the connection after its answer, so the bytes after the body
+    // are never read as a request. This pins that: one answer, then the end of the stream.
+    let mut stream = std::net::TcpStream::connect(host.http).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer.matches("HTTP/1.1 ").count(),
+        1,
+        "one answer, none for the smuggled request: {answer}"
+    );
+    let status = host.admin_get("/v1/workloads/hello").body;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status["components"][0]["stats"]["requests"], 1,
+        "the guest saw one request: {status}"
+    );
+}
