@@ -31,7 +31,8 @@ struct Cursor {
     failing: bool,
 }
 
-/// Prints the lines; `Err` when nothing could be read at all.
+/// Prints the lines; `Err` when NATS cannot be reached or no host runs a replica of the
+/// name (a host that fails to answer is warned about once and asked again).
 pub async fn run(args: &LogsArgs, cluster: &ClusterArgs) -> Result<(), String> {
     let url = cluster.url.as_deref().unwrap_or_default();
     let client = cluster.auth.connect(url, "hearth-cli-logs").await?;
@@ -67,7 +68,9 @@ pub async fn run(args: &LogsArgs, cluster: &ClusterArgs) -> Result<(), String> {
             .flatten()
             .collect();
         // Lines of different hosts interleave by time.
-        round.sort_by_key(|(host, line)| (line.time_ms, host.clone(), line.seq));
+        round.sort_by(|(a_host, a), (b_host, b)| {
+            (a.time_ms, a_host, a.seq).cmp(&(b.time_ms, b_host, b.seq))
+        });
         for (host, line) in &round {
             let text = if args.json {
                 let mut value = serde_json::to_value(line).unwrap_or_default();
