@@ -5,9 +5,8 @@
 //! `200` and `service saw <METHOD> <PATH> (request #<n>)\n`, where `n`
 //! counts the requests this incarnation has answered. Connections are kept
 //! alive (HTTP/1.1 default) unless the client sends `Connection: close`;
-//! every response carries `Content-Length`. Request bodies are skipped,
-//! framed by `Content-Length` or chunked: a `wasi:http` client whose body is
-//! not finished when its head goes out sends it chunked, even an empty one.
+//! every response carries `Content-Length`. Request bodies are skipped
+//! using `Content-Length`; chunked request bodies are refused with `501`.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -84,10 +83,12 @@ async fn serve_connection(stream: &TcpStream, served: &Cell<u64>) -> io::Result<
             }
         };
         if head.chunked {
-            conn.skip_chunked().await?;
-        } else {
-            conn.skip(head.content_length).await?;
+            let body = "chunked request bodies are not supported\n";
+            conn.respond("501 Not Implemented", body, false, true)
+                .await?;
+            return Ok(());
         }
+        conn.skip(head.content_length).await?;
 
         let n = served.get() + 1;
         served.set(n);
@@ -156,47 +157,6 @@ impl Conn<'_> {
                     "connection closed inside a request body",
                 ));
             }
-        }
-    }
-
-    /// One line of a chunked body, without its line end.
-    async fn line(&mut self) -> io::Result<String> {
-        loop {
-            if let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
-                let raw: Vec<u8> = self.buf.drain(..=end).collect();
-                let text = String::from_utf8_lossy(&raw);
-                return Ok(text.trim_end_matches(['\r', '\n']).to_string());
-            }
-            if self.buf.len() > MAX_HEAD {
-                return Err(io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "chunk line too long",
-                ));
-            }
-            if self.fill().await? == 0 {
-                return Err(io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "connection closed inside a chunked body",
-                ));
-            }
-        }
-    }
-
-    /// Discards a chunked request body: chunks up to the last (size 0), then trailers
-    /// up to the blank line.
-    async fn skip_chunked(&mut self) -> io::Result<()> {
-        loop {
-            let line = self.line().await?;
-            let size = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size, 16).map_err(|_| {
-                io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size")
-            })?;
-            if size == 0 {
-                while !self.line().await?.is_empty() {}
-                return Ok(());
-            }
-            self.skip(size).await?;
-            self.line().await?; // the CRLF after the chunk's data
         }
     }
 

@@ -95,55 +95,6 @@ fn seed_echo_server_through_a_published_port() {
     host.wait_for_log(&["Accepted from: "], Duration::from_secs(5));
 }
 
-/// A client whose body is not finished when its head goes out (a `wasi:http` guest, often)
-/// sends it chunked, even when empty: the service test guest reads such bodies and keeps the
-/// connection, rather than refusing them and closing it (a close the client could see as a
-/// reset while it still wrote its body).
-#[test]
-fn the_http_service_reads_chunked_bodies_and_keeps_the_connection() {
-    let dir = TempDir::new("chunked");
-    let publish = free_port();
-    let m = dir.write(
-        "w.yaml",
-        format!(
-            "apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: web\nspec:\n  service:\n    image: {}\n    ports: [{{ port: 8081, publish: {publish} }}]\n",
-            wasm("http_service")
-        ),
-    );
-    let host = Hearth::start(&[&m]);
-    host.wait_for_log(&["http service listening on 8081"], Duration::from_secs(10));
-    let mut c = TcpStream::connect(("127.0.0.1", publish)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    // An empty chunked body, then one with two chunks and a trailer, on one connection.
-    c.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-        .unwrap();
-    c.write_all(b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n3\r\n!!!\r\n0\r\nT: 1\r\n\r\n")
-        .unwrap();
-    let mut reader = BufReader::new(c);
-    for expected in [
-        "service saw GET /a (request #1)",
-        "service saw POST /b (request #2)",
-    ] {
-        let mut status = String::new();
-        reader.read_line(&mut status).unwrap();
-        assert_eq!(status.trim_end(), "HTTP/1.1 200 OK");
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line.trim_end().is_empty() {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        assert_eq!(String::from_utf8(body).unwrap().trim_end(), expected);
-    }
-}
-
 fn cache_workload(name: &str, host_route: &str) -> String {
     manifest(
         name,
