@@ -492,8 +492,9 @@ struct Peer {
     routes: Vec<RouteKey>,
 }
 
-/// A peer is used for forwarding only while its heartbeats are this fresh.
-const PEER_FRESH: Duration = Duration::from_secs(3);
+/// A peer is used for forwarding only while its heartbeats are this fresh (and the
+/// dashboard's view shows it lost after that).
+pub(crate) const PEER_FRESH: Duration = Duration::from_secs(3);
 
 impl Peers {
     fn saw(&self, heartbeat: Heartbeat) {

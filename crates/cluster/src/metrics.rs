@@ -88,6 +88,20 @@ pub fn replicas(
     });
 }
 
+/// Sets every gauge of a controller's (or the operator's) view, at scrape: whether it
+/// leads, the hosts it hears, and each deployment's desired (`desired`, as in [`replicas`])
+/// and ready replicas.
+pub fn view(
+    leads: bool,
+    observed: &Observed,
+    desired: &BTreeMap<String, Option<u32>>,
+    shown: &mut HashSet<String>,
+) {
+    leader(leads);
+    hosts(observed);
+    replicas(desired, &ready_by_deployment(observed), shown);
+}
+
 /// Sets whether this process leads.
 pub fn leader(leads: bool) {
     gauge!(LEADER).set(f64::from(u8::from(leads)));

@@ -8,6 +8,7 @@
 //! controller: the Kubernetes operator keeps status in the API server), deployments are
 //! summed up from the heartbeats alone.
 
+use crate::agent::PEER_FRESH;
 use crate::protocol::{Capacity, Heartbeat, ReplicaReport, ReplicaState};
 use crate::store::{DeploymentStatus, STATUS};
 use async_nats::jetstream::{self, kv};
@@ -17,8 +18,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// A host silent this long is shown as lost.
-const LOST_AFTER: Duration = Duration::from_secs(3);
 /// A host silent this long is no longer shown at all.
 const FORGET_AFTER: Duration = Duration::from_secs(300);
 /// How long to wait before watching the status bucket again after it failed or ended...
@@ -50,7 +49,8 @@ pub struct HostSnapshot {
     pub id: String,
     /// Milliseconds since its last heartbeat arrived here.
     pub heartbeat_age_ms: u64,
-    /// `ready`, or `lost` once silent for [`LOST_AFTER`].
+    /// `ready`, or `lost` once silent for longer than peers are forwarded to
+    /// ([`PEER_FRESH`]).
     pub state: &'static str,
     pub version: String,
     pub labels: BTreeMap<String, String>,
@@ -125,7 +125,7 @@ impl ClusterView {
             .filter(|(seen, _)| seen.elapsed() < FORGET_AFTER)
             .map(|(seen, hb)| {
                 let age = seen.elapsed();
-                let live = age < LOST_AFTER;
+                let live = age < PEER_FRESH;
                 if live {
                     for r in &hb.replicas {
                         let d = entry(&mut deployments, &r.deployment);

@@ -143,17 +143,17 @@ impl Controller {
     /// call it just before rendering a scrape. A standby reports the same hosts and replicas
     /// as the leader (it hears the same heartbeats and reads the same store).
     pub fn collect_metrics(&self) {
-        metrics::leader(self.term().is_some());
-        let ready = {
-            let observed = lock(&self.observed);
-            metrics::hosts(&observed);
-            metrics::ready_by_deployment(&observed)
-        };
         let desired: BTreeMap<String, Option<u32>> = lock(&self.desired)
             .iter()
             .map(|(name, e)| (name.clone(), e.desired.as_ref().ok().map(|d| d.replicas)))
             .collect();
-        metrics::replicas(&desired, &ready, &mut lock(&self.shown));
+        let leads = self.term().is_some();
+        metrics::view(
+            leads,
+            &lock(&self.observed),
+            &desired,
+            &mut lock(&self.shown),
+        );
     }
 
     async fn watch_heartbeats(self: Arc<Self>) {

@@ -275,19 +275,20 @@ impl Ctx {
     }
 
     fn collect_metrics(&self) {
-        metrics::leader(self.acting().is_ok());
-        let ready = {
-            let observed = lock(&self.observed);
-            metrics::hosts(&observed);
-            metrics::ready_by_deployment(&observed)
-        };
         let desired: BTreeMap<String, Option<u32>> = self
             .deployments
             .state()
             .iter()
             .map(|wd| (replicas::deployment_key(wd), Some(wd.spec.replicas)))
             .collect();
-        metrics::replicas(&desired, &ready, &mut lock(&self.shown));
+        // `acting` locks `observed` itself: ask before taking it here.
+        let leads = self.acting().is_ok();
+        metrics::view(
+            leads,
+            &lock(&self.observed),
+            &desired,
+            &mut lock(&self.shown),
+        );
     }
 
     /// The term to act with, or why this operator must not act now (the partition guard).
