@@ -39,6 +39,7 @@ from common import (
     run_driver,
     run_wrk,
     set_log_prefix,
+    wait_port,
     wrk_notes,
 )
 
@@ -76,7 +77,7 @@ class Cluster:
             pinned([str(args.nats), "-js", "-a", HOST, "-p", str(self.nats_port), "-sd", str(tmp / "js")]),
             tmp / "nats.log",
         )
-        self._wait_port(self.nats_port, self.nats)
+        wait_port(self.nats_port, self.nats)
         self.http = {}
         self.hosts = {}
         for i in (1, 2, 3):
@@ -101,22 +102,7 @@ class Cluster:
             "--max-instances", "1000", "--cache-dir", str(self.args.cache_dir),
         ]  # fmt: skip
         self.hosts[host_id] = Process(host_id, pinned(argv), self.tmp / f"{host_id}-{time.monotonic_ns()}.log")
-        self._wait_port(port, self.hosts[host_id])
-
-    @staticmethod
-    def _wait_port(port: int, proc: Process) -> None:
-        import socket
-
-        deadline = time.monotonic() + 30
-        while True:
-            proc.check_alive()
-            try:
-                socket.create_connection((HOST, port), timeout=0.5).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise BenchError(f"{proc.name} did not listen on {port}:\n{proc.log_tail()}")
-                time.sleep(0.05)
+        wait_port(port, self.hosts[host_id])
 
     def cli(self, *argv: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -243,7 +229,7 @@ def forwarding(c: Cluster, args) -> dict:
         port = free_port()
         native = Process("native", pinned([str(args.native), f"{HOST}:{port}"]), Path(c.tmp) / "native.log")
         try:
-            Cluster._wait_port(port, native)
+            wait_port(port, native)
             r = run_wrk(args.wrk, port, 1, args.duration)
             results["native_c1"] = r
             log(f"  native    c=1   p50 {r['p50_us']:.0f} us (one loopback HTTP round trip)")

@@ -184,6 +184,20 @@ class Process:
         self._log.close()
 
 
+def wait_port(port: int, proc: Process, within: float = 30) -> None:
+    """Waits until something listens on `port`, while `proc` stays alive."""
+    deadline = time.monotonic() + within
+    while True:
+        proc.check_alive()
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{proc.name} did not listen on {port}:\n{proc.log_tail()}")
+            time.sleep(0.05)
+
+
 # ---------------------------------------------------------------------------
 # A minimal HTTP/1.1 probe
 

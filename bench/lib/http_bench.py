@@ -7,6 +7,8 @@ Compares servers that all answer `GET /` with `200 hello from hearth\\n`:
   wasmtime-serve     `wasmtime serve` running the hello component
   hearth             `hearth run --http` running the same component (metrics recorded,
                      tracing off: the defaults)
+  hearth-baseline    another hearth binary (`--baseline PATH`, e.g. an earlier commit's
+                     build) serving the same: what a change costs, side by side
   hearth-no-metrics  the same with `--no-metrics`: what recording metrics costs
   hearth-traces      the same with `--otlp-endpoint` to a sink in this driver: every
                      request traced (100 % sampling) and exported as OTLP
@@ -53,8 +55,8 @@ from common import (
     wrk_notes,
 )
 
-SERVERS = ("native", "wasmtime-serve", "hearth", "hearth-no-metrics", "hearth-traces")
-HEARTHS = ("hearth", "hearth-no-metrics", "hearth-traces")
+SERVERS = ("native", "wasmtime-serve", "hearth", "hearth-baseline", "hearth-no-metrics", "hearth-traces")
+HEARTHS = ("hearth", "hearth-baseline", "hearth-no-metrics", "hearth-traces")
 COLD_START_SERVERS = ("wasmtime-serve", "hearth")
 ALIASES = {"wasmtime": "wasmtime-serve", "wasmtime_serve": "wasmtime-serve"}
 
@@ -119,6 +121,13 @@ def make_specs(args: argparse.Namespace, tmp: Path, sink: TraceSink | None = Non
         )
 
     specs["hearth"] = hearth_run("hearth")
+    if args.baseline:
+        baseline = str(args.baseline)
+        specs["hearth-baseline"] = ServerSpec(
+            "hearth-baseline",
+            lambda p: [baseline, "run", "--http", f"{HOST}:{p}", "--cache-dir", cache_dir, manifest],
+            env={"RUST_LOG": "warn"},
+        )
     specs["hearth-no-metrics"] = hearth_run("hearth-no-metrics", "--no-metrics")
     if sink is not None:
         specs["hearth-traces"] = hearth_run("hearth-traces", "--otlp-endpoint", f"http://{HOST}:{sink.port}")
@@ -377,6 +386,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--hearth", type=Path, default=REPO_ROOT / "target/release/hearth", help="hearth binary")
     p.add_argument("--wasmtime", type=Path, default=None, help="wasmtime binary (for `wasmtime serve`)")
     p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another hearth binary (e.g. an earlier commit's) served as `hearth-baseline`, to measure a change side by side",
+    )
+    p.add_argument(
         "--hello-wasm",
         type=Path,
         default=REPO_ROOT / "guests/target/wasm32-wasip2/release/hello.wasm",
@@ -387,7 +402,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of wrk warm-up per server (default 2)")
     p.add_argument("--connections", default="1,64", help="comma-separated connection counts (default 1,64)")
-    p.add_argument("--only", default=",".join(SERVERS), help=f"comma-separated subset of {','.join(SERVERS)}")
+    p.add_argument(
+        "--only",
+        default=",".join(s for s in SERVERS if s != "hearth-baseline"),
+        help=f"comma-separated subset of {','.join(SERVERS)}",
+    )
     p.add_argument("--no-cold-start", action="store_true", help="skip the cold-start measurement")
     p.add_argument("--cold-start-runs", type=int, default=20, help="cold-start rounds per server (default 20)")
     p.add_argument(
@@ -420,6 +439,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             only.append(name)
     if not only:
         p.error("--only: no servers selected")
+    if args.baseline and "hearth-baseline" not in only:
+        only.append("hearth-baseline")
+    if "hearth-baseline" in only and not args.baseline:
+        if "hearth-baseline" in args.only:
+            p.error("--only hearth-baseline needs --baseline PATH")
+        only.remove("hearth-baseline")
     args.only = [s for s in SERVERS if s in only]  # keep the canonical order
     return args
 

@@ -124,6 +124,8 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             ServeOptions {
                 drain_timeout: drain,
                 forward: None,
+                limits: args.host.ingress.limits(),
+                tls: args.host.ingress.tls()?,
             },
         )
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;
@@ -134,10 +136,11 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(
         addr = %addr,
-        url = %format!("http://{addr}/"),
+        url = %format!("{}://{addr}/", args.host.ingress.scheme()),
         "HTTP ingress listening"
     );
-    eprintln!("hearth dev: serving http://{addr}/ — watching for changes (Ctrl-C to stop)");
+    let scheme = args.host.ingress.scheme();
+    eprintln!("hearth dev: serving {scheme}://{addr}/ — watching for changes (Ctrl-C to stop)");
 
     let poll = Duration::from_millis(args.poll_ms.max(50));
     let stop = crate::run::shutdown_signal();

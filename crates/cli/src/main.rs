@@ -14,6 +14,7 @@ mod delete;
 mod dev;
 mod get;
 mod host;
+mod ingress;
 mod inspect;
 mod logging;
 mod logs;

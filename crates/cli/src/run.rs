@@ -48,6 +48,8 @@ pub struct HostArgs {
     /// without latencies): each invocation saves a few atomic updates.
     #[arg(long)]
     pub no_metrics: bool,
+    #[command(flatten)]
+    pub ingress: crate::ingress::IngressArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,6 +168,8 @@ async fn serve(
             ServeOptions {
                 drain_timeout: drain,
                 forward: join.as_ref().and_then(crate::host::Join::forwarder),
+                limits: args.host.ingress.limits(),
+                tls: args.host.ingress.tls()?,
             },
         )
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.host.http))?;
@@ -186,7 +190,7 @@ async fn serve(
     };
     tracing::info!(
         addr = %http_addr,
-        url = %format!("http://{http_addr}/"),
+        url = %format!("{}://{http_addr}/", args.host.ingress.scheme()),
         workloads = workloads.list().len(),
         workers = threads,
         pooling = runtime.engine().pooling(),

@@ -7,16 +7,21 @@
 //! lifecycle: those are `hearth-runtime`'s.
 
 mod admin;
+mod conn;
 mod forward;
+mod limits;
 mod metrics_listener;
 mod responses;
 mod router;
 mod server;
+mod tls;
 
 pub use admin::{
     AdminApi, ClusterStatus, MAX_BODY, RenderMetrics, WorkloadStatus, serve_admin, workload_status,
 };
 pub use forward::{FORWARDED_BY, Forward, NO_REPLICA};
+pub use limits::ClientLimits;
 pub use metrics_listener::serve_metrics;
 pub use router::{Deployed, Router, Snapshot};
-pub use server::{Ingress, ServeOptions, serve};
+pub use server::{Ingress, ServeOptions, serve, serve_io};
+pub use tls::{Tls, TlsError, TlsFiles};

@@ -51,6 +51,18 @@ pub(crate) fn json_value<T: serde::Serialize>(value: &T) -> Response<OutgoingBod
     }
 }
 
+/// The answer to a request framed by both `Content-Length` and `Transfer-Encoding`, which
+/// two servers may read two ways (request smuggling): refused, and the connection closed.
+pub(crate) fn framed_twice() -> Response<OutgoingBody> {
+    let mut resp = text(
+        StatusCode::BAD_REQUEST,
+        "400 Bad Request: a request may not carry both Content-Length and Transfer-Encoding\n",
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
 pub(crate) fn not_found() -> Response<OutgoingBody> {
     text(
         StatusCode::NOT_FOUND,
@@ -73,6 +85,10 @@ pub(crate) fn for_error(e: &InvokeError) -> Response<OutgoingBody> {
         InvokeError::Timeout(_) => text(
             StatusCode::GATEWAY_TIMEOUT,
             "504 Gateway Timeout: the component did not answer within its deadline\n",
+        ),
+        InvokeError::TooLarge(_) => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "413 Content Too Large: the request body is over the component's limit\n",
         ),
         InvokeError::Guest(_) | InvokeError::ErrorCode(_) | InvokeError::NotExported(_) => text(
             StatusCode::INTERNAL_SERVER_ERROR,

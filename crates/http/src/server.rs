@@ -4,31 +4,40 @@
 //! serves HTTP/1.1 (keep-alive) and HTTP/2, routes each request, and on shutdown stops
 //! accepting and drains its in-flight requests within a bound.
 
+use crate::conn::{ConnState, Timeouts, Tracked, Watched};
 use crate::forward::{self, Forward};
+use crate::limits::{self, ClientLimits, Gate, HYPER_MAX_HEADERS, HYPER_MIN_BUF};
 use crate::responses;
 use crate::router::Deployed;
+use crate::tls::Tls;
 use hearth_runtime::OutgoingBody;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// How the ingress behaves at shutdown, and where requests without a local route go.
+/// How the ingress behaves at shutdown, what a client may do, whether it speaks TLS, and
+/// where requests without a local route go.
 #[derive(Clone)]
 pub struct ServeOptions {
     /// Longest time in-flight requests get to finish after shutdown begins.
     pub drain_timeout: Duration,
     /// In a cluster: the hosts to forward a request to when no workload here serves it.
     pub forward: Option<Arc<dyn Forward>>,
+    /// The limits on each client.
+    pub limits: ClientLimits,
+    /// Serve HTTPS with these certificates instead of plain HTTP.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Default for ServeOptions {
@@ -36,6 +45,8 @@ impl Default for ServeOptions {
         Self {
             drain_timeout: Duration::from_secs(30),
             forward: None,
+            limits: ClientLimits::default(),
+            tls: None,
         }
     }
 }
@@ -62,6 +73,8 @@ struct Job {
     router: Arc<Deployed>,
     stop: watch::Receiver<bool>,
     options: ServeOptions,
+    /// Shared by every worker: the connection limits are the host's.
+    gate: Arc<Gate>,
 }
 
 impl Ingress {
@@ -138,6 +151,7 @@ impl Ingress {
         for _ in 1..self.workers.len() {
             listeners.push(reuseport_listener(addr)?);
         }
+        let gate = Gate::new(&options.limits);
         for (worker, listener) in self.workers.iter_mut().zip(listeners) {
             if let Some(job) = worker.job.take() {
                 let _ = job.send(Job {
@@ -145,6 +159,7 @@ impl Ingress {
                     router: Arc::clone(&router),
                     stop: stop.clone(),
                     options: options.clone(),
+                    gate: Arc::clone(&gate),
                 });
             }
         }
@@ -194,7 +209,7 @@ async fn run_job(job: Job) -> bool {
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    serve(listener, job.router, shutdown, job.options).await
+    serve_gated(listener, job.router, shutdown, job.options, job.gate).await
 }
 
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -233,30 +248,90 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
 ) -> bool {
+    let gate = Gate::new(&options.limits);
+    serve_gated(listener, router, shutdown, options, gate).await
+}
+
+/// Serves one connection over `io` as the ingress serves an accepted one (the limits, the
+/// watchdog, routing), without TLS: for callers that own the transport, such as the fuzz
+/// harness, which feeds it raw bytes. Returns when the connection ends.
+pub async fn serve_io<I>(io: I, router: Arc<Deployed>, options: &ServeOptions)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = Shared::new(router, options);
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+    connection(io, false, false, shared, graceful.watcher(), peer).await;
+}
+
+/// What every connection of one listener shares.
+struct Shared {
+    router: Arc<Deployed>,
+    forward: Option<Arc<dyn Forward>>,
+    builder: auto::Builder<TokioExecutor>,
+    timeouts: Timeouts,
+}
+
+impl Shared {
+    fn new(router: Arc<Deployed>, options: &ServeOptions) -> Arc<Self> {
+        let limits = &options.limits;
+        Arc::new(Self {
+            router,
+            forward: options.forward.clone(),
+            builder: builder(limits),
+            timeouts: Timeouts {
+                header: limits.header_timeout,
+                idle: limits.idle_timeout,
+            },
+        })
+    }
+}
+
+async fn serve_gated(
+    listener: TcpListener,
+    router: Arc<Deployed>,
+    shutdown: impl Future<Output = ()>,
+    options: ServeOptions,
+    gate: Arc<Gate>,
+) -> bool {
+    let graceful = GracefulShutdown::new();
+    let shared = Shared::new(router, &options);
+    let acceptor = options.tls.as_ref().map(|tls| tls.acceptor());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             conn = accept(&listener, "ingress") => conn,
             () = &mut shutdown => break,
         };
+        let admitted = match gate.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(why) => {
+                tracing::debug!(%peer, ?why, open = gate.open(), "connection refused");
+                if acceptor.is_none() {
+                    // Best effort: the socket's buffer takes a few hundred bytes at once.
+                    let _ = stream.try_write(limits::refusal(why));
+                }
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let router = Arc::clone(&router);
-        let forward = options.forward.clone();
-        let service = service_fn(move |req| {
-            let router = Arc::clone(&router);
-            let forward = forward.clone();
-            async move { Ok::<_, Infallible>(handle(&router, forward.as_deref(), req).await) }
-        });
-        let conn = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned(),
-        );
+        let shared = Arc::clone(&shared);
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let _admitted = admitted;
+            let Some(acceptor) = acceptor else {
+                return connection(stream, false, false, shared, watcher, peer).await;
+            };
+            let handshake = acceptor.accept(stream);
+            match tokio::time::timeout(shared.timeouts.header, handshake).await {
+                Ok(Ok(stream)) => {
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    connection(stream, true, h2, shared, watcher, peer).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }
@@ -271,6 +346,62 @@ pub async fn serve(
             tracing::warn!(timeout_s = options.drain_timeout.as_secs(), "drain timed out; closing remaining connections");
             false
         }
+    }
+}
+
+/// The HTTP/1.1 and HTTP/2 server settings `limits` asks for.
+fn builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(limits.max_header_bytes.max(HYPER_MIN_BUF));
+    if limits.max_headers != HYPER_MAX_HEADERS {
+        builder.http1().max_headers(limits.max_headers);
+    }
+    builder
+        .http2()
+        .max_concurrent_streams(limits.max_h2_streams)
+        .max_pending_accept_reset_streams(limits.max_h2_pending_resets)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// Serves one accepted (and, for HTTPS, handshaken) connection under the watchdog.
+async fn connection<I>(
+    io: I,
+    secure: bool,
+    h2: bool,
+    shared: Arc<Shared>,
+    watcher: Watcher,
+    peer: SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let state = ConnState::new();
+    let io = Watched::new(io, Arc::clone(&state), shared.timeouts, h2);
+    let service_shared = Arc::clone(&shared);
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        let in_flight = state.begin();
+        let framed_twice = state.framed_twice();
+        let shared = Arc::clone(&service_shared);
+        async move {
+            let resp = if framed_twice {
+                responses::framed_twice()
+            } else {
+                if secure {
+                    req.extensions_mut().insert(hearth_runtime::Https);
+                }
+                handle(&shared.router, shared.forward.as_deref(), req).await
+            };
+            Ok::<_, Infallible>(resp.map(|body| Tracked::new(body, in_flight)))
+        }
+    });
+    let conn = shared
+        .builder
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 

@@ -15,6 +15,12 @@ pub const DEFAULT_MEMORY_MIB: u32 = 64;
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// Default number of instances of one component that may run at once.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 256;
+/// Default most resources (handles, streams, pollables) one component instance may hold.
+pub const DEFAULT_MAX_RESOURCES: u32 = 10_000;
+/// Default most resources a service may hold: it keeps many connections for a long time.
+pub const DEFAULT_SERVICE_MAX_RESOURCES: u32 = 100_000;
+/// Default largest request body one component accepts (16 MiB).
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A workload, normalised from either manifest kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -376,18 +382,26 @@ pub struct ServiceLimits {
     /// Linear memory limit in MiB.
     #[serde(rename = "memoryMiB", default = "default_service_memory")]
     pub memory_mib: u32,
+    /// Most resources (handles, streams, pollables, sockets) held at once; past it the
+    /// guest's call fails and the incarnation ends, named in the service's last exit.
+    #[serde(default = "default_service_max_resources")]
+    pub max_resources: u32,
 }
 
 impl Default for ServiceLimits {
     fn default() -> Self {
         Self {
             memory_mib: DEFAULT_SERVICE_MEMORY_MIB,
+            max_resources: DEFAULT_SERVICE_MAX_RESOURCES,
         }
     }
 }
 
 fn default_service_memory() -> u32 {
     DEFAULT_SERVICE_MEMORY_MIB
+}
+fn default_service_max_resources() -> u32 {
+    DEFAULT_SERVICE_MAX_RESOURCES
 }
 
 /// One stateless component.
@@ -505,6 +519,15 @@ pub struct Limits {
     /// Instances allowed to run at once; further requests queue briefly, then get `503`.
     #[serde(default = "default_concurrency")]
     pub max_concurrency: u32,
+    /// Largest request body accepted, in bytes: a larger `Content-Length` gets `413` before
+    /// any instance starts, and a body that streams past it ends in an error to the guest
+    /// and `413` to the client.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: u64,
+    /// Most resources (handles, streams, pollables) one instance holds at once; past it the
+    /// guest's call fails and the request gets `500`, logged with the limit named.
+    #[serde(default = "default_max_resources")]
+    pub max_resources: u32,
 }
 
 impl Default for Limits {
@@ -513,6 +536,8 @@ impl Default for Limits {
             memory_mib: DEFAULT_MEMORY_MIB,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_resources: DEFAULT_MAX_RESOURCES,
         }
     }
 }
@@ -525,6 +550,12 @@ fn default_timeout() -> u64 {
 }
 fn default_concurrency() -> u32 {
     DEFAULT_MAX_CONCURRENCY
+}
+fn default_max_request_bytes() -> u64 {
+    DEFAULT_MAX_REQUEST_BYTES
+}
+fn default_max_resources() -> u32 {
+    DEFAULT_MAX_RESOURCES
 }
 
 /// Where a component's bytes come from.

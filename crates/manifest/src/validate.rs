@@ -10,6 +10,9 @@ use std::collections::HashMap;
 const MAX_MEMORY_MIB: u32 = 4096;
 /// Largest `maxConcurrency`; the engine's instance pool is sized from this.
 const MAX_CONCURRENCY: u32 = 10_000;
+/// Fewest resources a part may be limited to: a request, its response and their bodies
+/// and pollables already take a handful.
+const MIN_RESOURCES: u32 = 32;
 
 /// A route's identity: two routes with the same key conflict.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -230,6 +233,21 @@ fn check_component(
             ),
         );
     }
+    if l.max_resources < MIN_RESOURCES {
+        err(
+            at("limits.maxResources"),
+            format!(
+                "expected at least {MIN_RESOURCES}, found {}",
+                l.max_resources
+            ),
+        );
+    }
+    if l.max_request_bytes == 0 {
+        err(
+            at("limits.maxRequestBytes"),
+            "expected at least 1 byte".into(),
+        );
+    }
     for key in c.env.keys() {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
             err(
@@ -367,6 +385,15 @@ fn check_service(
             format!(
                 "expected 1 to {MAX_MEMORY_MIB}, found {}",
                 s.limits.memory_mib
+            ),
+        );
+    }
+    if s.limits.max_resources < MIN_RESOURCES {
+        err(
+            at("limits.maxResources"),
+            format!(
+                "expected at least {MIN_RESOURCES}, found {}",
+                s.limits.max_resources
             ),
         );
     }

@@ -37,11 +37,33 @@ mod host_tests;
 
 pub use addr::is_loopback_host;
 pub use ctx::{NetCtx, NetCtxView, NetView, Role};
-pub use network::{ConnectError, DEFAULT_BACKLOG, EPHEMERAL_PORT_START, Network};
+pub use network::{
+    ConnectError, DEFAULT_BACKLOG, EPHEMERAL_PORT_START, InFlightRequest, NetLimits, Network,
+};
 pub use pipe::{PIPE_CAPACITY, VirtualStream};
 pub use policy::{EgressPolicy, PolicyError};
 
 use bindings::sockets;
+
+/// The `wasi:sockets` host traits and the types they take, for the fuzz harness (`fuzz/`),
+/// which calls them on a [`NetCtxView`] the way a guest's imports do. Not a stable API: only
+/// with the `fuzzing` feature, which hearth itself never enables.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use crate::bindings::sockets::network::{
+        IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
+    };
+    pub use crate::bindings::sockets::tcp::{HostTcpSocket, ShutdownType};
+    pub use crate::bindings::sockets::udp::{
+        HostIncomingDatagramStream, HostOutgoingDatagramStream, HostUdpSocket, IncomingDatagram,
+        OutgoingDatagram,
+    };
+    pub use crate::bindings::sockets::{instance_network, tcp_create_socket, udp_create_socket};
+    pub use crate::bindings::{ErrorCode, SocketError, SocketResult};
+    pub use crate::ctx::NetworkResource;
+    pub use crate::tcp::TcpSocket;
+    pub use crate::udp::{IncomingDatagramStream, OutgoingDatagramStream, UdpSocket};
+}
 use wasmtime::component::{HasData, Linker};
 
 /// The WASI version of the `wasi:sockets` interfaces this crate defines. Guests importing any

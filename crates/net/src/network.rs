@@ -10,7 +10,7 @@ use crate::pipe::{self, OpenConnection, PipeReader, PipeWriter, VirtualStream};
 use crate::policy::EgressPolicy;
 use crate::udp::UdpInbox;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -19,6 +19,28 @@ pub const EPHEMERAL_PORT_START: u16 = 49152;
 
 /// Listen backlog when the guest does not set one.
 pub const DEFAULT_BACKLOG: usize = 128;
+
+/// What one workload's parts may hold in its network at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Virtual connections open (each end a pipe of at most [`crate::PIPE_CAPACITY`] bytes
+    /// each way, so this also bounds the bytes buffered in the workload's pipes).
+    pub connections: usize,
+    /// TCP ports bound, listening or not.
+    pub bound_ports: usize,
+    /// Outgoing `wasi:http` requests whose connections are still open.
+    pub outgoing_http: usize,
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        Self {
+            connections: 10_000,
+            bound_ports: 1_000,
+            outgoing_http: 1_000,
+        }
+    }
+}
 
 /// Why [`Network::connect`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +51,9 @@ pub enum ConnectError {
     /// The listener's accept queue is full (the service is not accepting fast enough).
     #[error("connection refused: the listener's backlog is full")]
     BacklogFull,
+    /// The workload has as many virtual connections open as it may.
+    #[error("connection refused: the workload has its limit of {0} virtual connections open")]
+    Limit(usize),
 }
 
 /// One workload's loopback network: port tables plus the egress policy for everything else.
@@ -41,6 +66,11 @@ pub struct Network {
     next_ephemeral: AtomicU32,
     /// Virtual connections with an end still alive (see [`Network::open_connections`]).
     open_connections: Arc<AtomicUsize>,
+    /// Outgoing `wasi:http` requests whose connections are open.
+    outgoing_http: Arc<AtomicUsize>,
+    limits: NetLimits,
+    /// When a limit was last logged (seconds since the Unix epoch): at most once a second.
+    warned_at: AtomicU64,
 }
 
 enum TcpEntry {
@@ -65,6 +95,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Network {
     pub fn new(workload: &str, policy: EgressPolicy) -> Arc<Network> {
+        Self::with_limits(workload, policy, NetLimits::default())
+    }
+
+    /// A network whose parts may hold at most `limits`.
+    pub fn with_limits(workload: &str, policy: EgressPolicy, limits: NetLimits) -> Arc<Network> {
         Arc::new(Network {
             workload: workload.to_string(),
             policy,
@@ -72,7 +107,32 @@ impl Network {
             udp: Mutex::new(HashMap::new()),
             next_ephemeral: AtomicU32::new(0),
             open_connections: Arc::new(AtomicUsize::new(0)),
+            outgoing_http: Arc::new(AtomicUsize::new(0)),
+            limits,
+            warned_at: AtomicU64::new(0),
         })
+    }
+
+    /// Logs that the workload ran into `what`'s limit, at most once a second.
+    fn at_limit(&self, what: &str, limit: usize) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.warned_at.swap(now, Ordering::Relaxed) != now {
+            tracing::warn!(workload = %self.workload, limit, "workload at its limit of {what}; refusing more");
+        }
+    }
+
+    /// Counts an outgoing `wasi:http` request until the guard is dropped (with its
+    /// connection); `None` when the workload has its limit in flight.
+    pub fn begin_outgoing_http(&self) -> Option<InFlightRequest> {
+        let limit = self.limits.outgoing_http;
+        if self.outgoing_http.fetch_add(1, Ordering::Relaxed) >= limit {
+            self.outgoing_http.fetch_sub(1, Ordering::Relaxed);
+            self.at_limit("outgoing HTTP requests in flight", limit);
+            return None;
+        }
+        Some(InFlightRequest(Arc::clone(&self.outgoing_http)))
     }
 
     /// Connect to the workload's loopback listener on `port` (used for published ports and
@@ -121,6 +181,11 @@ impl Network {
             Some(TcpEntry::Listening(backlog)) => backlog.clone(),
             _ => return Err(ConnectError::Refused),
         };
+        let limit = self.limits.connections;
+        if self.open_connections() >= limit {
+            self.at_limit("virtual connections", limit);
+            return Err(ConnectError::Limit(limit));
+        }
         let (client, server) =
             pipe::duplex_counted(Some(OpenConnection::new(&self.open_connections)));
         backlog.push(PendingConn {
@@ -134,6 +199,11 @@ impl Network {
     /// Reserves a TCP port (0: a free ephemeral one) for a bound socket.
     pub(crate) fn bind_tcp(self: &Arc<Self>, port: u16) -> Result<TcpPort, ErrorCode> {
         let mut table = lock(&self.tcp);
+        if table.len() >= self.limits.bound_ports {
+            drop(table);
+            self.at_limit("bound TCP ports", self.limits.bound_ports);
+            return Err(ErrorCode::NewSocketLimit);
+        }
         let port = match port {
             0 => self.free_port(|p| table.contains_key(&p))?,
             p if table.contains_key(&p) => return Err(ErrorCode::AddressInUse),
@@ -226,6 +296,16 @@ impl Drop for TcpPort {
         if let Some(TcpEntry::Listening(backlog)) = entry {
             backlog.close();
         }
+    }
+}
+
+/// One outgoing `wasi:http` request counted against its workload's limit.
+#[derive(Debug)]
+pub struct InFlightRequest(Arc<AtomicUsize>);
+
+impl Drop for InFlightRequest {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -402,6 +482,35 @@ mod tests {
         drop(port);
         drop(backlog);
         assert_eq!(n.open_connections(), 0);
+    }
+
+    #[test]
+    fn a_workload_at_its_limits_is_refused_until_it_lets_go() {
+        let limits = NetLimits {
+            connections: 2,
+            bound_ports: 2,
+            outgoing_http: 1,
+        };
+        let n = Network::with_limits("a", EgressPolicy::default(), limits);
+        let port = n.bind_tcp(9000).unwrap();
+        let _backlog = port.listen(IpAddressFamily::Ipv4, 8);
+        let other = n.bind_tcp(0).unwrap();
+        assert_eq!(n.bind_tcp(0).err(), Some(ErrorCode::NewSocketLimit));
+        drop(other);
+        assert!(n.bind_tcp(9001).is_ok());
+
+        let first = n.connect(9000).unwrap();
+        let _second = n.connect(9000).unwrap();
+        assert_eq!(n.connect(9000).err(), Some(ConnectError::Limit(2)));
+        drop(first);
+        // The accepted-side end of the first is still queued: half a connection is open.
+        assert_eq!(n.connect(9000).err(), Some(ConnectError::Limit(2)));
+
+        let request = n.begin_outgoing_http();
+        assert!(request.is_some());
+        assert!(n.begin_outgoing_http().is_none());
+        drop(request);
+        assert!(n.begin_outgoing_http().is_some());
     }
 
     #[test]

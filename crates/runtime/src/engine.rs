@@ -2,12 +2,48 @@
 //! single epoch ticker that drives every deadline.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, UpdateDeadline,
+};
 
 /// How often the engine's epoch advances; deadlines are checked (and long-running guests
 /// yield to the executor) at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The epoch's period while a service shares a thread with the HTTP requests (one worker):
+/// a service that computes without pause then holds the thread at most this long at a time.
+/// Not always: each tick wakes the ticker and makes every running guest yield once, which
+/// costs about 3 µs of CPU per hello request at 1 ms (6 %; BENCHMARKS.md).
+pub const FINE_EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Services running on a thread they share with HTTP requests.
+static SHARED_SERVICES: AtomicUsize = AtomicUsize::new(0);
+
+/// Keeps the epoch at [`FINE_EPOCH_TICK`] while held.
+pub(crate) struct FineTicks(());
+
+impl FineTicks {
+    pub(crate) fn hold() -> Self {
+        SHARED_SERVICES.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+}
+
+impl Drop for FineTicks {
+    fn drop(&mut self) {
+        SHARED_SERVICES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn epoch_tick() -> Duration {
+    if SHARED_SERVICES.load(Ordering::Relaxed) > 0 {
+        FINE_EPOCH_TICK
+    } else {
+        EPOCH_TICK
+    }
+}
 
 /// Engine settings that the CLI exposes.
 #[derive(Debug, Clone)]
@@ -136,6 +172,15 @@ fn config(pooling: Option<&EngineOptions>) -> Config {
     cfg
 }
 
+/// What a guest still running at an epoch tick does: yields, and runs on at the next tick.
+/// Through tokio's `yield_now`, which wakes the task only after the runtime has polled for
+/// I/O: with a plain yield (woken at once) a guest that computes without pause is polled
+/// again and again while the sockets of the requests sharing its thread wait for tokio's
+/// periodic I/O poll (every 61 polls: about 300 ms of 5 ms slices).
+pub(crate) fn yield_tick() -> UpdateDeadline {
+    UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+}
+
 /// One thread per engine advances the epoch; it stops when the engine is dropped.
 fn start_epoch_ticker(engine: &Engine) {
     let engine = engine.weak();
@@ -145,7 +190,7 @@ fn start_epoch_ticker(engine: &Engine) {
             while let Some(engine) = engine.upgrade() {
                 engine.increment_epoch();
                 drop(engine);
-                std::thread::sleep(EPOCH_TICK);
+                std::thread::sleep(epoch_tick());
             }
         });
     if let Err(e) = spawned {

@@ -44,11 +44,12 @@ pub use cache::CompileCache;
 pub use engine::{EngineOptions, HostEngine, default_max_instances};
 pub use gate::{Gate, Permit};
 pub use invoke::InvokeError;
-pub use invoke::http::OutgoingBody;
+pub use invoke::http::{Https, OutgoingBody};
 pub use lifecycle::{Applied, ApplyError, Fetch, FetchFuture, Publish, Workloads};
 pub use plan::Plan;
 pub use publish::PublishedPort;
 pub use service::{ExitKind, ServiceRuntime, ServiceState, ServiceStatus};
+pub use state::GuestLimit;
 pub use state::InvocationState;
 pub use workload::{ComponentRuntime, ComponentStats, RunningWorkload, StatsSnapshot};
 

@@ -86,6 +86,7 @@ impl Outcome {
             InvokeError::Guest(_) | InvokeError::ErrorCode(_) | InvokeError::NotExported(_) => {
                 Outcome::ServerError
             }
+            InvokeError::TooLarge(_) => Outcome::ClientError,
         }
     }
 

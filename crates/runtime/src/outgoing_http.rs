@@ -33,6 +33,9 @@ impl WasiHttpHooks for HttpHooks {
         fut: IoFuture,
     ) -> SendFuture {
         drop(fut);
+        let Some(in_flight) = self.network.begin_outgoing_http() else {
+            return Box::new(async { Err(Error::ConnectionLimitReached) });
+        };
         let network = Arc::clone(&self.network);
         let policy = Arc::clone(&self.policy);
         let span = self
@@ -40,7 +43,16 @@ impl WasiHttpHooks for HttpHooks {
             .as_ref()
             .and_then(|t| trace::outgoing(t, &mut request));
         Box::new(async move {
-            let sent = send(&network, &policy, request, options).await;
+            // The request counts against its workload until its connection is done.
+            let sent = send(&network, &policy, request, options)
+                .await
+                .map(|(response, io)| {
+                    let io: IoFuture = Box::new(async move {
+                        let _in_flight = in_flight;
+                        Box::into_pin(io).await
+                    });
+                    (response, io)
+                });
             if let Some(span) = span {
                 match &sent {
                     Ok((response, _)) => span.end_http(response.status().as_u16(), true),
@@ -90,8 +102,9 @@ async fn send(
 async fn to_service(
     network: &Network,
     port: u16,
-    mut request: http::Request<WasiBody>,
+    request: http::Request<WasiBody>,
 ) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
+    let mut request = settle_bodiless(request).await;
     let stream = network
         .connect(port)
         .map_err(|_| Error::ConnectionRefused)?;
@@ -119,4 +132,52 @@ async fn to_service(
         // The connection keeps running while the guest reads the body; wasi:http drives it.
         Box::new(io) as IoFuture,
     ))
+}
+
+/// How long a request whose method carries no body may wait for its guest to finish that
+/// (empty) body before it is sent as it stands.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A `GET` (or another method without a body) whose guest has not yet finished its empty
+/// body when `handle` is called is sent as a bodiless request once it has, rather than with a
+/// chunked body that many small servers refuse (the guest learns of the refusal as a reset
+/// while it finishes the body). The guest finishes it a moment later; if it takes longer than
+/// [`SETTLE`], or writes bytes, the request goes as it stands.
+async fn settle_bodiless(request: http::Request<WasiBody>) -> http::Request<WasiBody> {
+    use http::Method;
+    use hyper::body::Body;
+    let bodiless = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+    );
+    if !bodiless
+        || request.body().is_end_stream()
+        || request.headers().contains_key(http::header::CONTENT_LENGTH)
+    {
+        return request;
+    }
+    let (parts, mut body) = request.into_parts();
+    let first = tokio::time::timeout(SETTLE, async {
+        loop {
+            match body.frame().await {
+                Some(Ok(frame)) if frame.data_ref().is_some_and(Bytes::is_empty) => continue,
+                other => break other,
+            }
+        }
+    })
+    .await;
+    let body = match first {
+        // Finished empty: no body at all.
+        Ok(None) => http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+        // Bytes, trailers or an error after all: put the frame back in front of the rest.
+        Ok(Some(frame)) => {
+            let front = futures::stream::once(std::future::ready(frame));
+            let rest = http_body_util::BodyStream::new(body);
+            http_body_util::StreamBody::new(futures::StreamExt::chain(front, rest)).boxed_unsync()
+        }
+        Err(_) => body,
+    };
+    http::Request::from_parts(parts, body)
 }

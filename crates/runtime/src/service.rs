@@ -9,7 +9,7 @@
 //! workload (`publish.rs`), not to the service, so they outlive a service replaced by an update.
 
 use crate::publish::PublishedPort;
-use crate::state::{InvocationState, StateTemplate};
+use crate::state::{GuestLimit, InvocationState, StateTemplate};
 use hearth_manifest::{RestartPolicy, RestartSpec};
 use hearth_net::Network;
 use serde::Serialize;
@@ -162,7 +162,12 @@ impl ServiceRuntime {
             let _ = done_tx.send(());
         };
         if let Some(handle) = place {
-            handle.spawn(supervise);
+            // Sharing a thread with HTTP requests: guests there yield at the fine tick.
+            let fine = crate::engine::FineTicks::hold();
+            handle.spawn(async move {
+                let _fine = fine;
+                supervise.await;
+            });
             return Ok(());
         }
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -278,15 +283,20 @@ impl ServiceRuntime {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
         // No deadline for a service, but yield to the executor every tick so its published
-        // ports and pipes keep moving while it computes.
-        store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Yield(1)));
+        // ports and pipes, and the requests sharing its thread, keep moving while it computes.
+        store.epoch_deadline_callback(|_| Ok(crate::engine::yield_tick()));
         let command = match self.pre.instantiate_async(&mut store).await {
             Ok(c) => c,
-            Err(e) => return Exit::Crashed(format!("could not start: {}", e.root_cause())),
+            Err(e) => {
+                let e = store.data().explain(e);
+                let reason = GuestLimit::reason(&e);
+                return Exit::Crashed(format!("could not start: {reason}"));
+            }
         };
         self.set(ServiceState::Running, None);
         tracing::info!(workload = %self.template.workload, "service running");
         let result = command.wasi_cli_run().call_run(&mut store).await;
+        let result = result.map_err(|e| store.data().explain(e));
         drop(store);
         match result {
             Ok(Ok(())) => Exit::Clean("exited with status 0".into()),
@@ -296,7 +306,10 @@ impl ServiceRuntime {
                 Some(wasmtime_wasi::I32Exit(code)) => {
                     Exit::Crashed(format!("exited with status {code}"))
                 }
-                None => Exit::Crashed(format!("trapped: {}", e.root_cause())),
+                None => match e.downcast_ref::<GuestLimit>() {
+                    Some(limit) => Exit::Crashed(limit.to_string()),
+                    None => Exit::Crashed(format!("trapped: {}", e.root_cause())),
+                },
             },
         }
     }

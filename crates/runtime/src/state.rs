@@ -10,7 +10,7 @@ use hearth_net::{EgressPolicy, NetCtx, NetCtxView, NetView, Network, Role};
 use metrics::Histogram;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -43,6 +43,9 @@ impl Drop for InvocationState {
 pub(crate) struct Limits {
     inner: StoreLimits,
     memory: usize,
+    /// A growth past the memory limit was refused.
+    refused: bool,
+    limit_bytes: usize,
 }
 
 impl ResourceLimiter for Limits {
@@ -55,6 +58,8 @@ impl ResourceLimiter for Limits {
         let allowed = self.inner.memory_growing(current, desired, maximum)?;
         if allowed {
             self.memory = self.memory.saturating_add(desired.saturating_sub(current));
+        } else {
+            self.refused = true;
         }
         Ok(allowed)
     }
@@ -95,6 +100,8 @@ pub(crate) struct StateTemplate {
     pub component: Arc<str>,
     pub env: Vec<(String, String)>,
     pub memory_bytes: usize,
+    /// Most entries the resource table may hold.
+    pub max_resources: usize,
     pub network: Arc<Network>,
     pub role: Role,
     pub policy: Arc<EgressPolicy>,
@@ -110,7 +117,7 @@ impl StateTemplate {
         workload: &Arc<str>,
         component: Arc<str>,
         env: &std::collections::BTreeMap<String, String>,
-        memory_mib: u32,
+        (memory_mib, max_resources): (u32, u32),
         network: &Arc<Network>,
         role: Role,
         policy: Arc<EgressPolicy>,
@@ -121,6 +128,7 @@ impl StateTemplate {
             component,
             env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             memory_bytes: (memory_mib as usize) << 20,
+            max_resources: max_resources as usize,
             network: Arc::clone(network),
             role,
             policy,
@@ -144,8 +152,10 @@ impl InvocationState {
                 template.component.clone(),
                 StdStream::Stderr,
             ));
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(template.max_resources);
         Self {
-            table: ResourceTable::new(),
+            table,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             hooks: HttpHooks {
@@ -165,6 +175,8 @@ impl InvocationState {
                     .instances(64)
                     .build(),
                 memory: 0,
+                refused: false,
+                limit_bytes: template.memory_bytes,
             },
             deadline,
             memory_at_exit: template.memory_at_exit.clone(),
@@ -172,7 +184,48 @@ impl InvocationState {
     }
 }
 
+/// A limit a guest ran into, named as the context of the error it failed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GuestLimit {
+    #[error("exceeded memory limit of {0} MiB (limits.memoryMiB)")]
+    Memory(usize),
+    #[error(
+        "exceeded its limit of {0} resources held at once: handles, streams, pollables (limits.maxResources)"
+    )]
+    Resources(usize),
+}
+
+impl GuestLimit {
+    /// Why a guest failed, in a line: the limit it ran into, else the root cause.
+    pub fn reason(e: &wasmtime::Error) -> String {
+        match e.downcast_ref::<GuestLimit>() {
+            Some(limit) => limit.to_string(),
+            None => e.root_cause().to_string(),
+        }
+    }
+}
+
 impl InvocationState {
+    /// `e`, with the guest limit behind it named when this store ran into one: a refused
+    /// memory growth (the guest then fails in its own way, typically an abort), or a full
+    /// resource table.
+    pub(crate) fn explain(&self, e: wasmtime::Error) -> wasmtime::Error {
+        let table_full = e.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<ResourceTableError>(),
+                Some(ResourceTableError::Full)
+            )
+        });
+        let limit = if table_full {
+            GuestLimit::Resources(self.table.max_capacity())
+        } else if self.limits.refused {
+            GuestLimit::Memory(self.limits.limit_bytes >> 20)
+        } else {
+            return e;
+        };
+        e.context(limit)
+    }
+
     /// The store's trace, when tracing is on.
     pub(crate) fn trace(&self) -> Option<&StoreTrace> {
         self.hooks.trace.as_ref()

@@ -14,6 +14,8 @@
 //! | `error`     | `main` returns `Err(..)`                              |
 //! | `clean`     | `main` returns `Ok(())`                               |
 //! | `forever`   | never ends                                            |
+//! | `spin`      | computes forever without awaiting anything            |
+//! | `oom`       | allocates 1 MiB blocks (touching each) until it fails |
 //!
 //! `std::process::exit` goes through wasi-libc, which calls WASI 0.2's
 //! `wasi:cli/exit.exit(result)`: the host only learns "success" (code 0) or
@@ -38,6 +40,8 @@ enum Mode {
     Error,
     Clean,
     Forever,
+    Spin,
+    Oom,
 }
 
 impl Mode {
@@ -49,6 +53,8 @@ impl Mode {
             Mode::Error => "error",
             Mode::Clean => "clean",
             Mode::Forever => "forever",
+            Mode::Spin => "spin",
+            Mode::Oom => "oom",
         }
     }
 }
@@ -68,6 +74,8 @@ async fn main() -> io::Result<()> {
         Ok("error") => Mode::Error,
         Ok("clean") => Mode::Clean,
         Ok("forever") => Mode::Forever,
+        Ok("spin") => Mode::Spin,
+        Ok("oom") => Mode::Oom,
         Ok(other) => return Err(invalid(format!("unknown MODE {other:?}"))),
     };
 
@@ -93,6 +101,14 @@ async fn main() -> io::Result<()> {
             wasip2::cli::exit::exit_with_code(code);
             unreachable!("exit-with-code returned")
         }
+        Mode::Spin => spin(),
+        Mode::Oom => {
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            loop {
+                held.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&held);
+            }
+        }
         Mode::Error | Mode::Clean | Mode::Forever => {
             // Cancel the held connections and close the listener so that
             // `main` really returns.
@@ -104,6 +120,14 @@ async fn main() -> io::Result<()> {
                 Ok(())
             }
         }
+    }
+}
+
+/// Busy forever: the host must take the CPU back at its epoch ticks.
+fn spin() -> ! {
+    let mut x: u64 = 1;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
     }
 }
 

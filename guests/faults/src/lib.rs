@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use wasi::exports::http::incoming_handler::Guest;
 use wasi::http::types::{
-    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam, Scheme,
 };
 
 struct Component;
@@ -42,6 +42,38 @@ impl Guest for Component {
             "/shadow-stack" => {
                 let v = recurse(black_box(0));
                 respond(response_out, 200, format!("{v}\n").as_bytes());
+            }
+            "/scheme" => {
+                let scheme = match request.scheme() {
+                    Some(Scheme::Http) => "http".to_string(),
+                    Some(Scheme::Https) => "https".to_string(),
+                    Some(Scheme::Other(other)) => other,
+                    None => "none".to_string(),
+                };
+                respond(response_out, 200, format!("{scheme}\n").as_bytes());
+            }
+            "/files" => {
+                // A guest has no preopened directories: every path is out of reach.
+                let tried = ["/etc/passwd", "/proc/self/environ", ".", "/"];
+                let reached: Vec<&str> = tried
+                    .iter()
+                    .copied()
+                    .filter(|p| std::fs::metadata(p).is_ok())
+                    .collect();
+                respond(response_out, 200, format!("reached: {reached:?}\n").as_bytes());
+            }
+            "/drain" => match drain(request) {
+                Ok(n) => respond(response_out, 200, format!("read {n} bytes\n").as_bytes()),
+                Err(why) => respond(response_out, 400, format!("body error: {why}\n").as_bytes()),
+            },
+            "/pollables" => {
+                // Holds a million pollables at once: the host must stop this with an
+                // error rather than grow its resource table without bound.
+                let mut held = Vec::new();
+                for _ in 0..1_000_000 {
+                    held.push(wasi::clocks::monotonic_clock::subscribe_duration(1_000_000_000));
+                }
+                respond(response_out, 200, format!("held {}\n", held.len()).as_bytes());
             }
             "/log" => {
                 println!("guest says hello on stdout");
@@ -108,6 +140,22 @@ fn recurse(depth: u64) -> u64 {
     let frame = black_box(frame);
     let below = recurse(black_box(depth + 1));
     below.wrapping_add(frame[(depth as usize) % 1024] as u64)
+}
+
+/// Reads the whole request body; returns its length, or the error that cut it short.
+fn drain(request: IncomingRequest) -> Result<u64, String> {
+    let body = request.consume().map_err(|()| "no body".to_string())?;
+    let stream = body.stream().map_err(|()| "no body stream".to_string())?;
+    let mut total = 0u64;
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => total += chunk.len() as u64,
+            Err(wasi::io::streams::StreamError::Closed) => return Ok(total),
+            Err(wasi::io::streams::StreamError::LastOperationFailed(e)) => {
+                return Err(e.to_debug_string());
+            }
+        }
+    }
 }
 
 fn respond(response_out: ResponseOutparam, status: u16, body_bytes: &[u8]) {

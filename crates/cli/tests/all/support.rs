@@ -535,3 +535,54 @@ fn dechunk_bytes(mut s: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Runs `openssl` in `dir` with the words of `command`; panics with its stderr on failure.
+fn openssl(dir: &Path, command: &str) {
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let out = Command::new("openssl")
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (scripts/setup installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const P256: &str = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+
+/// A test certificate authority in `dir`: `ca.pem` and `ca.key`. Returns `ca.pem`.
+pub fn test_ca(dir: &Path) -> PathBuf {
+    openssl(
+        dir,
+        &format!("req -x509 {P256} -keyout ca.key -out ca.pem -days 2 -subj /CN=hearth-test-CA"),
+    );
+    dir.join("ca.pem")
+}
+
+/// A certificate signed by `dir`'s test CA, common name `cn`, for `sans` (openssl's
+/// `subjectAltName` syntax, e.g. `DNS:localhost,IP:127.0.0.1`): writes `STEM.pem` and
+/// `STEM.key` and returns their paths.
+pub fn signed_cert(dir: &Path, stem: &str, cn: &str, sans: &str) -> (PathBuf, PathBuf) {
+    openssl(
+        dir,
+        &format!("req {P256} -keyout {stem}.key -out {stem}.csr -subj /CN={cn}"),
+    );
+    std::fs::write(
+        dir.join(format!("{stem}.ext")),
+        format!("subjectAltName={sans}\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &format!(
+            "x509 -req -in {stem}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {stem}.pem -days 2 -extfile {stem}.ext"
+        ),
+    );
+    (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.key")),
+    )
+}

@@ -83,19 +83,23 @@ impl ComponentRuntime {
             store.data_mut().set_trace_context(span.context());
         }
         let call = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let iface = instance
-                .get_export_index(&mut store, None, interface)
-                .ok_or_else(|| wasmtime::Error::msg(format!("no export `{interface}`")))?;
-            let index = instance
-                .get_export_index(&mut store, Some(&iface), func)
-                .ok_or_else(|| {
-                    wasmtime::Error::msg(format!("no function `{func}` in `{interface}`"))
+            let called = async {
+                let instance = self.pre.instantiate_async(&mut store).await?;
+                let iface = instance
+                    .get_export_index(&mut store, None, interface)
+                    .ok_or_else(|| wasmtime::Error::msg(format!("no export `{interface}`")))?;
+                let index = instance
+                    .get_export_index(&mut store, Some(&iface), func)
+                    .ok_or_else(|| {
+                        wasmtime::Error::msg(format!("no function `{func}` in `{interface}`"))
+                    })?;
+                let f = instance.get_func(&mut store, index).ok_or_else(|| {
+                    wasmtime::Error::msg(format!("`{interface}.{func}` is not a function"))
                 })?;
-            let f = instance.get_func(&mut store, index).ok_or_else(|| {
-                wasmtime::Error::msg(format!("`{interface}.{func}` is not a function"))
-            })?;
-            f.call_async(&mut store, params, results).await
+                f.call_async(&mut store, params, results).await
+            }
+            .await;
+            called.map_err(|e| store.data().explain(e))
         };
         self.complete(deadline, timeout, call).await
     }

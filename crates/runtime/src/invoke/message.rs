@@ -76,15 +76,19 @@ impl ComponentRuntime {
             reply_to: m.reply_to,
         };
         let call = async {
-            let instance = handler.instantiate_async(&mut store).await?;
-            instance
-                .wasmcloud_messaging_handler()
-                .call_handle_message(&mut store, &message)
-                .await?
-                // The handler's own `Err` is a failed delivery, like a trap.
-                .map_err(|reason| {
-                    wasmtime::Error::msg(format!("the handler returned an error: {reason}"))
-                })
+            let called = async {
+                let instance = handler.instantiate_async(&mut store).await?;
+                instance
+                    .wasmcloud_messaging_handler()
+                    .call_handle_message(&mut store, &message)
+                    .await?
+                    // The handler's own `Err` is a failed delivery, like a trap.
+                    .map_err(|reason| {
+                        wasmtime::Error::msg(format!("the handler returned an error: {reason}"))
+                    })
+            }
+            .await;
+            called.map_err(|e| store.data().explain(e))
         };
         let handled = self.complete(deadline, timeout, call).await;
         if let Some(span) = span {

@@ -17,7 +17,7 @@ pub(crate) mod message;
 
 use crate::gate::Permit;
 use crate::metrics::Outcome;
-use crate::state::InvocationState;
+use crate::state::{GuestLimit, InvocationState};
 use crate::workload::ComponentRuntime;
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -44,6 +44,9 @@ pub enum InvokeError {
     /// The component cannot serve this kind of invocation (a routing bug; `500`).
     #[error("component does not export {0}")]
     NotExported(&'static str),
+    /// The request body is larger than the component's `maxRequestBytes` (`413`).
+    #[error("request body over the limit of {0} bytes")]
+    TooLarge(u64),
 }
 
 impl InvokeError {
@@ -53,6 +56,7 @@ impl InvokeError {
             InvokeError::Overloaded => 503,
             InvokeError::Timeout(_) => 504,
             InvokeError::Guest(_) | InvokeError::ErrorCode(_) | InvokeError::NotExported(_) => 500,
+            InvokeError::TooLarge(_) => 413,
         }
     }
 
@@ -63,12 +67,18 @@ impl InvokeError {
             InvokeError::Timeout(t) => {
                 format!("the component did not return within {} ms", t.as_millis())
             }
-            InvokeError::Guest(e) => match e.downcast_ref::<Trap>() {
-                Some(trap) => format!("the component trapped: {trap}"),
-                None => "the component failed".into(),
-            },
+            InvokeError::Guest(e) => {
+                match (e.downcast_ref::<GuestLimit>(), e.downcast_ref::<Trap>()) {
+                    (Some(limit), _) => format!("the component {limit}"),
+                    (None, Some(trap)) => format!("the component trapped: {trap}"),
+                    (None, None) => "the component failed".into(),
+                }
+            }
             InvokeError::ErrorCode(_) | InvokeError::NotExported(_) => {
                 "the component failed".into()
+            }
+            InvokeError::TooLarge(limit) => {
+                format!("the request body is over the component's limit of {limit} bytes")
             }
         }
     }
@@ -172,7 +182,8 @@ impl ComponentRuntime {
             }
             InvokeError::Guest(err) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%workload, %component, reason = %err.root_cause(), detail = ?err, "guest failed");
+                let reason = crate::state::GuestLimit::reason(err);
+                tracing::warn!(%workload, %component, %reason, detail = ?err, "guest failed");
             }
             InvokeError::ErrorCode(code) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -181,6 +192,9 @@ impl ComponentRuntime {
             InvokeError::NotExported(what) => {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(%workload, %component, export = what, "invoked for an export it does not have");
+            }
+            InvokeError::TooLarge(limit) => {
+                tracing::debug!(%workload, %component, limit, "request body over the limit");
             }
         }
         e
@@ -200,7 +214,7 @@ impl ComponentRuntime {
                 if ctx.data().deadline.is_some_and(|d| Instant::now() >= d) {
                     UpdateDeadline::Interrupt
                 } else {
-                    UpdateDeadline::Yield(1)
+                    crate::engine::yield_tick()
                 },
             )
         });
