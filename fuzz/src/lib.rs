@@ -97,7 +97,7 @@ pub fn deploy(manifest: &str, max_instances: u32) -> Deployment {
     let workloads = Workloads::new(
         Arc::clone(&runtime),
         fetch,
-        Box::new(|_| {}),
+        Box::new(|_, _| {}),
         std::time::Duration::from_secs(1),
     );
     let running = match tokio.block_on(workloads.apply(workload)) {

@@ -255,8 +255,8 @@ pub(crate) fn host_workloads(
     Workloads::new(
         Arc::clone(runtime),
         fetch,
-        Box::new(move |running| {
-            router.replace(running);
+        Box::new(move |previous, next| {
+            router.change(previous, next);
         }),
         drain,
     )

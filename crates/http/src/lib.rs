@@ -22,6 +22,6 @@ pub use admin::{
 pub use forward::{FORWARDED_BY, Forward, NO_REPLICA};
 pub use limits::ClientLimits;
 pub use metrics_listener::serve_metrics;
-pub use router::{Deployed, Router, Snapshot};
+pub use router::{Deployed, Router};
 pub use server::{Ingress, ServeOptions, serve, serve_io};
 pub use tls::{Tls, TlsError, TlsFiles};

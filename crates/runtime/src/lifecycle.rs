@@ -36,8 +36,11 @@ pub type Fetch = Arc<dyn Fn(Workload) -> FetchFuture + Send + Sync>;
 pub type FetchFuture =
     Pin<Box<dyn Future<Output = Result<LocalImages, Vec<ManifestError>>> + Send>>;
 
-/// Told the full set of running workloads after every change (the router swaps its table).
-pub type Publish = Box<dyn Fn(Vec<Arc<RunningWorkload>>) + Send + Sync>;
+/// Told of every change to the running set: the version replaced (none for a new workload)
+/// and the one that replaces it (none for a deletion). The router updates its table. Calls
+/// come one at a time, in the order the changes were made.
+pub type Publish =
+    Box<dyn Fn(Option<&Arc<RunningWorkload>>, Option<&Arc<RunningWorkload>>) + Send + Sync>;
 
 /// What an apply did, as `kubectl apply` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +92,7 @@ pub struct Workloads {
     fetch: Fetch,
     publish: Publish,
     drain_timeout: Duration,
-    running: Mutex<BTreeMap<String, Arc<RunningWorkload>>>,
+    running: Mutex<Running>,
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
 }
 
@@ -101,19 +104,19 @@ impl Workloads {
             fetch,
             publish,
             drain_timeout,
-            running: Mutex::new(BTreeMap::new()),
+            running: Mutex::new(Running::default()),
             locks: Mutex::new(HashMap::new()),
         }
     }
 
     /// The running version of `name`.
     pub fn get(&self, name: &str) -> Option<Arc<RunningWorkload>> {
-        lock(&self.running).get(name).cloned()
+        lock(&self.running).by_name.get(name).cloned()
     }
 
     /// Every running workload, by name.
     pub fn list(&self) -> Vec<Arc<RunningWorkload>> {
-        lock(&self.running).values().cloned().collect()
+        lock(&self.running).by_name.values().cloned().collect()
     }
 
     /// Creates or updates `workload`, returning once the new version serves.
@@ -234,11 +237,17 @@ impl Workloads {
     /// replaced.
     fn swap(&self, name: &str, next: Option<Arc<RunningWorkload>>) -> Option<Arc<RunningWorkload>> {
         let mut running = lock(&self.running);
-        let previous = match next {
-            Some(w) => running.insert(name.to_string(), w),
-            None => running.remove(name),
+        let previous = match &next {
+            Some(w) => running.by_name.insert(name.to_string(), Arc::clone(w)),
+            None => running.by_name.remove(name),
         };
-        (self.publish)(running.values().cloned().collect());
+        if let Some(previous) = &previous {
+            running.unroute(previous);
+        }
+        if let Some(next) = &next {
+            running.route(next);
+        }
+        (self.publish)(previous.as_ref(), next.as_ref());
         previous
     }
 
@@ -250,16 +259,12 @@ impl Workloads {
         for (i, c) in workload.spec.components.iter().enumerate() {
             let Some(route) = &c.http else { continue };
             let key = RouteKey::new(route.host.as_deref(), &route.path);
-            let taken = running
-                .values()
-                .filter(|w| *w.name != *workload.name)
-                .filter(|w| group.is_none() || w.deployment.as_deref() != group)
-                .find(|w| {
-                    w.components.iter().any(|o| {
-                        o.route()
-                            .is_some_and(|r| RouteKey::new(r.host.as_deref(), &r.path) == key)
-                    })
-                });
+            let taken = running.routes.get(&key).and_then(|serving| {
+                serving
+                    .iter()
+                    .filter(|w| *w.name != *workload.name)
+                    .find(|w| group.is_none() || w.deployment.as_deref() != group)
+            });
             if let Some(other) = taken {
                 return Err(ApplyError::Conflict(workload.error_at(
                     workload.field_of(Part::Component(i), "http"),
@@ -271,6 +276,44 @@ impl Workloads {
             }
         }
         Ok(())
+    }
+}
+
+/// The running workloads, by name, and which of them serve each route (so that checking a
+/// new workload's routes does not look at every other workload).
+#[derive(Default)]
+struct Running {
+    by_name: BTreeMap<String, Arc<RunningWorkload>>,
+    routes: HashMap<RouteKey, Vec<Arc<RunningWorkload>>>,
+}
+
+impl Running {
+    fn keys(workload: &RunningWorkload) -> impl Iterator<Item = RouteKey> + '_ {
+        workload
+            .components
+            .iter()
+            .filter_map(|c| c.route())
+            .map(|r| RouteKey::new(r.host.as_deref(), &r.path))
+    }
+
+    fn route(&mut self, workload: &Arc<RunningWorkload>) {
+        for key in Self::keys(workload) {
+            self.routes
+                .entry(key)
+                .or_default()
+                .push(Arc::clone(workload));
+        }
+    }
+
+    fn unroute(&mut self, workload: &Arc<RunningWorkload>) {
+        for key in Self::keys(workload) {
+            if let Some(serving) = self.routes.get_mut(&key) {
+                serving.retain(|w| !Arc::ptr_eq(w, workload));
+                if serving.is_empty() {
+                    self.routes.remove(&key);
+                }
+            }
+        }
     }
 }
 
