@@ -8,6 +8,7 @@
 //! untouched. Starting is `start.rs`.
 
 use crate::Runtime;
+use crate::cache::Code;
 use crate::gate::Gate;
 use crate::invoke::call::{Callee, Callees, link_export};
 use crate::plan::links::Link;
@@ -21,7 +22,7 @@ use hearth_manifest::{ManifestError, Part, Workload};
 use hearth_net::Network;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{InstancePre, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
@@ -58,7 +59,7 @@ pub(crate) struct BuiltService {
     pub pre: CommandPre<InvocationState>,
     pub template: StateTemplate,
     /// Its code, held so the compile cache shares it while it runs.
-    pub code: Arc<Component>,
+    pub code: Arc<Code>,
 }
 
 /// Builds `plan` on `network` (the running version's, for an update). With `keep_service`,
@@ -117,7 +118,7 @@ pub(crate) async fn build(
 fn build_components(
     rt: &Runtime,
     plan: &Plan,
-    compiled: &[Arc<Component>],
+    compiled: &[Arc<Code>],
     network: &Arc<Network>,
     interfaces: &WorkloadInterfaces,
 ) -> Result<Vec<Arc<ComponentRuntime>>, DeployError> {
@@ -127,15 +128,7 @@ fn build_components(
     for &i in &plan.order {
         let part = &plan.components[i];
         let spec = &workload.spec.components[i];
-        let field = |f: &str| workload.field_of(part.part, f);
-        let linker = linker_with(rt, workload, part, compiled, &callees)?;
-        let pre = linker.instantiate_pre(&compiled[i]).map_err(|e| {
-            DeployError::at(
-                workload,
-                field("image"),
-                format!("cannot link the component's imports: {e:#}"),
-            )
-        })?;
+        let pre = prepare(rt, workload, part, compiled, &callees, &compiled[i])?;
         let (proxy, handler) = entry_points(workload, part.part, &pre)?;
         let name: Arc<str> = workload.name.as_str().into();
         let component_name: Arc<str> = spec.name.as_str().into();
@@ -220,8 +213,8 @@ fn build_service(
     rt: &Runtime,
     plan: &Plan,
     part: &PlannedPart,
-    code: &Arc<Component>,
-    compiled: &[Arc<Component>],
+    code: &Arc<Code>,
+    compiled: &[Arc<Code>],
     callees: &[Arc<Callee>],
     network: &Arc<Network>,
     interfaces: &WorkloadInterfaces,
@@ -230,10 +223,7 @@ fn build_service(
     let field = workload.field_of(Part::Service, "image");
     let fail = |message: String| DeployError::at(workload, field.clone(), message);
     let slots: Vec<Option<Arc<Callee>>> = callees.iter().cloned().map(Some).collect();
-    let linker = linker_with(rt, workload, part, compiled, &slots)?;
-    let pre = linker
-        .instantiate_pre(code)
-        .map_err(|e| fail(format!("cannot link the service's imports: {e:#}")))?;
+    let pre = prepare(rt, workload, part, compiled, &slots, code)?;
     let pre =
         CommandPre::new(pre).map_err(|e| fail(format!("not a `wasi:cli/run` command: {e:#}")))?;
     let (Some(spec), Some(bound)) = (&workload.spec.service, &interfaces.service) else {
@@ -256,13 +246,42 @@ fn build_service(
     })
 }
 
-/// The host's linker, or for a part with links, a copy of it with each linked import defined
-/// as calls onto fresh instances of its provider.
+/// `code` pre-instantiated for `part`. A part with no links uses the host's linker as it is,
+/// so its pre-instantiation is made once per component and shared by every workload running
+/// that component; a part with links gets its own (see [`linker_with`]).
+fn prepare(
+    rt: &Runtime,
+    workload: &Workload,
+    part: &PlannedPart,
+    compiled: &[Arc<Code>],
+    callees: &[Option<Arc<Callee>>],
+    code: &Code,
+) -> Result<InstancePre<InvocationState>, DeployError> {
+    let pre = if part.links.is_empty() {
+        code.unlinked(|component| rt.linker.instantiate_pre(component))
+    } else {
+        linker_with(rt, workload, part, compiled, callees)?.instantiate_pre(code)
+    };
+    pre.map_err(|e| {
+        let whose = match part.part {
+            Part::Service => "service",
+            Part::Component(_) => "component",
+        };
+        DeployError::at(
+            workload,
+            workload.field_of(part.part, "image"),
+            format!("cannot link the {whose}'s imports: {e:#}"),
+        )
+    })
+}
+
+/// A copy of the host's linker with each of `part`'s linked imports defined as calls onto
+/// fresh instances of its provider.
 fn linker_with(
     rt: &Runtime,
     workload: &Workload,
     part: &PlannedPart,
-    compiled: &[Arc<Component>],
+    compiled: &[Arc<Code>],
     callees: &[Option<Arc<Callee>>],
 ) -> Result<Linker<InvocationState>, DeployError> {
     let field = workload.field_of(part.part, "image");
@@ -307,14 +326,21 @@ async fn compile(
     rt: &Arc<Runtime>,
     workload: &Workload,
     part: &PlannedPart,
-) -> Result<Arc<Component>, DeployError> {
+) -> Result<Arc<Code>, DeployError> {
+    let digest = part.file.digest;
+    if let Some(code) = rt.cache.shared(rt.engine.engine(), &digest) {
+        return Ok(code);
+    }
     let field = workload.field_of(part.part, "image");
     let started = Instant::now();
-    let bytes = part.bytes.clone();
+    let file = part.file.clone();
     let rt2 = Arc::clone(rt);
     let compiled = rt
         .compiler
-        .run(move || rt2.cache.load(rt2.engine.engine(), &bytes))
+        .run(move || {
+            let bytes = file.bytes()?;
+            rt2.cache.load(rt2.engine.engine(), &digest, &bytes)
+        })
         .await
         .ok_or_else(|| {
             DeployError::at(

@@ -4,19 +4,61 @@
 //! components used by many workloads of a host are loaded and held once (an entry lives as
 //! long as some running part holds its code).
 
+use crate::state::InvocationState;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use wasmtime::Engine;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, InstancePre};
 
 /// Where compiled components live: on disk (`None`: compile every time) and in memory.
 #[derive(Debug)]
 pub struct CompileCache {
     dir: Option<PathBuf>,
-    loaded: Mutex<HashMap<String, Weak<Component>>>,
+    /// Loaded code by cache key, while some part holds it.
+    loaded: Mutex<HashMap<Key, Weak<Code>>>,
+    /// The engine's compatibility hash, computed once (one engine per cache).
+    engine: OnceLock<[u8; 32]>,
+}
+
+/// A cache key: the component's content hash combined with the engine's.
+type Key = [u8; 32];
+
+/// A component's compiled code, held once per host whatever number of parts run it.
+pub struct Code {
+    component: Component,
+    /// The code pre-instantiated against the host's own linker, made by the first part that
+    /// links nothing of its workload's and shared by every later one.
+    unlinked: OnceLock<InstancePre<InvocationState>>,
+}
+
+impl Code {
+    /// The pre-instantiated code for a part with no links, made once by `make`.
+    pub(crate) fn unlinked(
+        &self,
+        make: impl FnOnce(&Component) -> wasmtime::Result<InstancePre<InvocationState>>,
+    ) -> wasmtime::Result<InstancePre<InvocationState>> {
+        if let Some(pre) = self.unlinked.get() {
+            return Ok(pre.clone());
+        }
+        let pre = make(&self.component)?;
+        Ok(self.unlinked.get_or_init(|| pre).clone())
+    }
+}
+
+impl std::ops::Deref for Code {
+    type Target = Component;
+    fn deref(&self) -> &Component {
+        &self.component
+    }
+}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Code").finish_non_exhaustive()
+    }
 }
 
 /// Whether a component came from the cache.
@@ -36,34 +78,55 @@ impl CompileCache {
         Self {
             dir,
             loaded: Mutex::new(HashMap::new()),
+            engine: OnceLock::new(),
         }
     }
 
-    /// The code of `wasm`: shared if some part of this host holds it, else loaded from disk
-    /// or compiled. Blocking: call on the blocking pool.
+    /// The code of the component whose SHA-256 is `digest`, if some part of this host holds
+    /// it already. Cheap: callable on any thread.
+    pub fn shared(&self, engine: &Engine, digest: &[u8; 32]) -> Option<Arc<Code>> {
+        let code = self.lock().get(&self.key(engine, digest))?.upgrade()?;
+        crate::metrics::compile_cache(CacheOutcome::Shared);
+        Some(code)
+    }
+
+    /// The code of `wasm` (whose SHA-256 is `digest`): shared if some part of this host holds
+    /// it, else loaded from disk or compiled. Blocking: call on the blocking pool.
     pub fn load(
         &self,
         engine: &Engine,
+        digest: &[u8; 32],
         wasm: &[u8],
-    ) -> anyhow::Result<(Arc<Component>, CacheOutcome)> {
-        let key = key(engine, wasm);
-        if let Some(code) = self.lock().get(&key).and_then(Weak::upgrade) {
-            crate::metrics::compile_cache(CacheOutcome::Shared);
+    ) -> anyhow::Result<(Arc<Code>, CacheOutcome)> {
+        if let Some(code) = self.shared(engine, digest) {
             return Ok((code, CacheOutcome::Shared));
         }
-        let (component, outcome) = self.load_or_compile(engine, &key, wasm)?;
+        let key = self.key(engine, digest);
+        let (component, outcome) = self.load_or_compile(engine, &hex::encode(key), wasm)?;
         crate::metrics::compile_cache(outcome);
-        let code = Arc::new(component);
+        let code = Arc::new(Code {
+            component,
+            unlinked: OnceLock::new(),
+        });
         let mut loaded = self.lock();
         loaded.retain(|_, w| w.strong_count() > 0);
         loaded.insert(key, Arc::downgrade(&code));
         Ok((code, outcome))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Component>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Weak<Code>>> {
         self.loaded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The content hash combined with everything in the engine that affects the code.
+    fn key(&self, engine: &Engine, digest: &[u8; 32]) -> Key {
+        let engine = self.engine.get_or_init(|| engine_hash(engine));
+        let mut h = Sha256::new();
+        h.update(digest);
+        h.update(engine);
+        h.finalize().into()
     }
 
     fn load_or_compile(
@@ -92,8 +155,8 @@ impl CompileCache {
     }
 }
 
-/// Content hash of the component plus everything in the engine that affects its code.
-fn key(engine: &Engine, wasm: &[u8]) -> String {
+/// A digest of everything in the engine's configuration that affects compiled code.
+fn engine_hash(engine: &Engine) -> [u8; 32] {
     struct ShaHasher(Sha256);
     impl Hasher for ShaHasher {
         fn finish(&self) -> u64 {
@@ -104,9 +167,8 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
         }
     }
     let mut h = ShaHasher(Sha256::new());
-    h.write(wasm);
     engine.precompile_compatibility_hash().hash(&mut h);
-    hex::encode(h.0.finalize())
+    h.0.finalize().into()
 }
 
 #[allow(unsafe_code)]

@@ -40,7 +40,7 @@ pub mod trace;
 mod workload;
 
 pub use build::DeployError;
-pub use cache::CompileCache;
+pub use cache::{Code, CompileCache};
 pub use engine::{EngineOptions, HostEngine, default_max_instances};
 pub use gate::{Gate, Permit};
 pub use invoke::InvokeError;

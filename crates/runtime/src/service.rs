@@ -97,7 +97,7 @@ pub struct ServiceRuntime {
     pub(crate) restart: RestartSpec,
     pub(crate) network: Arc<Network>,
     /// Its code, held so the compile cache shares it while it runs.
-    _code: Arc<wasmtime::component::Component>,
+    _code: Arc<crate::cache::Code>,
     status: Mutex<Supervised>,
     stop: watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -110,7 +110,7 @@ impl ServiceRuntime {
         template: StateTemplate,
         restart: RestartSpec,
         network: Arc<Network>,
-        code: Arc<wasmtime::component::Component>,
+        code: Arc<crate::cache::Code>,
     ) -> Self {
         Self {
             pre,

@@ -51,6 +51,7 @@ pub(crate) fn of(plan: &Plan) -> Vec<PartTopology> {
 
 fn part(workload: &Workload, planned: &PlannedPart) -> PartTopology {
     let imports = planned
+        .file
         .world
         .imports
         .iter()
@@ -84,7 +85,7 @@ fn part(workload: &Workload, planned: &PlannedPart) -> PartTopology {
     PartTopology {
         part: workload.part_name(planned.part).to_string(),
         service: planned.part == hearth_manifest::Part::Service,
-        exports: planned.world.exports.clone(),
+        exports: planned.file.world.exports.clone(),
         imports,
     }
 }

@@ -122,7 +122,7 @@ pub struct ComponentRuntime {
     /// For WIT calls into its exports.
     pub(crate) pre: wasmtime::component::InstancePre<InvocationState>,
     /// Its code, held so the compile cache shares it with identical components.
-    pub(crate) _code: Arc<wasmtime::component::Component>,
+    pub(crate) _code: Arc<crate::cache::Code>,
     pub(crate) gate: Gate,
     pub(crate) stats: ComponentStats,
     pub(crate) metrics: crate::metrics::ComponentMetrics,

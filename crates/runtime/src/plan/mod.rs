@@ -36,9 +36,8 @@ pub struct Plan {
 /// One part's file, what it imports from the workload, and where it may connect.
 pub(crate) struct PlannedPart {
     pub part: Part,
-    pub bytes: Vec<u8>,
-    /// What it imports and exports (for the topology the admin API reports).
-    pub world: World,
+    /// Its file: digest, world (what it imports and exports) and bytes.
+    pub file: PartFile,
     pub links: Vec<Link>,
     pub policy: Arc<EgressPolicy>,
 }
@@ -107,16 +106,16 @@ fn link(
     policies: &HashMap<Part, Arc<EgressPolicy>>,
 ) -> Result<Plan, DeployError> {
     let n = workload.spec.components.len();
-    let worlds: Vec<World> = (0..n)
+    let worlds: Vec<Arc<World>> = (0..n)
         .map(|i| {
             files
                 .get(&Part::Component(i))
-                .map(|f| f.world.clone())
+                .map(|f| Arc::clone(&f.world))
                 .unwrap_or_default()
         })
         .collect();
-    let exports: Vec<&World> = worlds.iter().collect();
-    let service_world = files.get(&Part::Service).map(|f| f.world.clone());
+    let exports: Vec<&World> = worlds.iter().map(|w| &**w).collect();
+    let service_world = files.get(&Part::Service).map(|f| Arc::clone(&f.world));
     let mut planned = |part: Part| -> Result<Option<PlannedPart>, DeployError> {
         let Some(file) = files.remove(&part) else {
             return Ok(None);
@@ -126,12 +125,11 @@ fn link(
             part,
             &file.world,
             &exports,
-            service_world.as_ref(),
+            service_world.as_deref(),
         )?;
         Ok(Some(PlannedPart {
             part,
-            bytes: file.bytes,
-            world: file.world,
+            file,
             links,
             policy: policies
                 .get(&part)
@@ -164,7 +162,7 @@ fn fingerprint(
     let mut whole = Sha256::new();
     whole.update(json(&workload.spec));
     for part in components.iter().chain(service) {
-        whole.update(Sha256::digest(&part.bytes));
+        whole.update(part.file.digest);
     }
     let service = service.map(|s| {
         let mut h = Sha256::new();
@@ -179,7 +177,7 @@ fn fingerprint(
                     .as_bytes(),
             );
         }
-        h.update(Sha256::digest(&s.bytes));
+        h.update(s.file.digest);
         hex::encode(h.finalize())
     });
     Fingerprint {
