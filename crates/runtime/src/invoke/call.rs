@@ -36,6 +36,51 @@ impl Callee {
     }
 }
 
+/// A linked call's arguments: as `Val`s (any signature, results written to the slice), or
+/// for the commonest shapes typed, so a large argument or result is copied from one
+/// instance's memory to the host and into the other's as one block, never lifted into a
+/// `Val` per element.
+pub(crate) enum Args<'a> {
+    Vals(&'a [Val], &'a mut [Val]),
+    /// `func(list<u8>) -> list<u8>`
+    Bytes(Vec<u8>),
+    /// `func(string) -> string`
+    Text(String),
+}
+
+/// What a call returned: in the `Vals` slice, or typed like its [`Args`].
+pub(crate) enum Returned {
+    Vals,
+    Bytes(Vec<u8>),
+    Text(String),
+}
+
+/// The typed shape of a function, when it has one of the shapes [`Args`] carries typed.
+#[derive(Clone, Copy)]
+enum Shape {
+    Bytes,
+    Text,
+}
+
+impl Shape {
+    fn of(func: &wasmtime::component::types::ComponentFunc) -> Option<Self> {
+        use wasmtime::component::types::Type;
+        let bytes = |t: &Type| matches!(t, Type::List(l) if matches!(l.ty(), Type::U8));
+        let mut params = func.params().map(|(_, t)| t);
+        let mut results = func.results();
+        let (Some(param), None, Some(result), None) =
+            (params.next(), params.next(), results.next(), results.next())
+        else {
+            return None;
+        };
+        match (&param, &result) {
+            (p, r) if bytes(p) && bytes(r) => Some(Shape::Bytes),
+            (Type::String, Type::String) => Some(Shape::Text),
+            _ => None,
+        }
+    }
+}
+
 impl ComponentRuntime {
     /// Calls `interface`.`func` on a fresh instance with `params`, filling `results`;
     /// `caller` is the caller's span of the call, when tracing.
@@ -47,6 +92,19 @@ impl ComponentRuntime {
         results: &mut [Val],
         caller: Option<&opentelemetry::Context>,
     ) -> Result<(), InvokeError> {
+        self.call_shaped(interface, func, Args::Vals(params, results), caller)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`call_export`](Self::call_export) with typed arguments for the shapes [`Args`] has.
+    pub(crate) async fn call_shaped(
+        self: &Arc<Self>,
+        interface: &str,
+        func: &str,
+        args: Args<'_>,
+        caller: Option<&opentelemetry::Context>,
+    ) -> Result<Returned, InvokeError> {
         let span = caller.and_then(|parent| {
             trace::invocation(
                 Some(parent),
@@ -56,9 +114,7 @@ impl ComponentRuntime {
                 SpanKind::Server,
             )
         });
-        let called = self
-            .call_traced(interface, func, params, results, span.as_ref())
-            .await;
+        let called = self.call_traced(interface, func, args, span.as_ref()).await;
         if let Some(span) = span {
             span.end(called.as_ref().err().map(InvokeError::short_reason));
         }
@@ -69,10 +125,9 @@ impl ComponentRuntime {
         self: &Arc<Self>,
         interface: &str,
         func: &str,
-        params: &[Val],
-        results: &mut [Val],
+        args: Args<'_>,
         span: Option<&trace::Span>,
-    ) -> Result<(), InvokeError> {
+    ) -> Result<Returned, InvokeError> {
         let super::Invocation {
             mut store,
             deadline,
@@ -96,7 +151,22 @@ impl ComponentRuntime {
                 let f = instance.get_func(&mut store, index).ok_or_else(|| {
                     wasmtime::Error::msg(format!("`{interface}.{func}` is not a function"))
                 })?;
-                f.call_async(&mut store, params, results).await
+                match args {
+                    Args::Vals(params, results) => {
+                        f.call_async(&mut store, params, results).await?;
+                        Ok(Returned::Vals)
+                    }
+                    Args::Bytes(bytes) => {
+                        let f = f.typed::<(Vec<u8>,), (Vec<u8>,)>(&store)?;
+                        let (out,) = f.call_async(&mut store, (bytes,)).await?;
+                        Ok(Returned::Bytes(out))
+                    }
+                    Args::Text(text) => {
+                        let f = f.typed::<(String,), (String,)>(&store)?;
+                        let (out,) = f.call_async(&mut store, (text,)).await?;
+                        Ok(Returned::Text(out))
+                    }
+                }
             }
             .await;
             called.map_err(|e| store.data().explain(e))
@@ -127,6 +197,7 @@ fn has_resource(ty: &wasmtime::component::types::Type) -> bool {
 /// Defines every function of `export` (an interface `callee` exports) in `linker` under the
 /// same name, each call going to a fresh instance of `callee`. A function returning
 /// `result<_, string>` gets `Err(reason)` when the call fails; any other traps the caller.
+/// Functions of the shapes [`Args`] carries typed are defined typed.
 pub(crate) fn link_export(
     linker: &mut Linker<InvocationState>,
     engine: &wasmtime::Engine,
@@ -164,45 +235,102 @@ pub(crate) fn link_export(
                     if matches!(r.err(), Some(wasmtime::component::types::Type::String))
             )
         };
-        let callee = Arc::clone(callee);
-        let interface = export.to_string();
-        let func_name = name.to_string();
-        inst.func_new_async(name, move |store, _ty, params, results| {
-            let callee = callee.get();
-            let interface = interface.clone();
-            let func_name = func_name.clone();
-            let span = store
-                .data()
-                .trace()
-                .and_then(|caller| trace::call(caller, &interface, &func_name));
-            Box::new(async move {
-                let called = callee
-                    .call_export(
-                        &interface,
-                        &func_name,
-                        params,
-                        results,
-                        span.as_ref().map(trace::Span::context),
-                    )
-                    .await;
-                if let Some(span) = span {
-                    span.end(called.as_ref().err().map(InvokeError::short_reason));
-                }
-                match called {
-                    Ok(()) => Ok(()),
-                    Err(e) if returns_string_error => {
-                        if let Some(slot) = results.first_mut() {
-                            *slot = Val::Result(Err(Some(Box::new(Val::String(e.short_reason())))));
+        let target = Arc::new(Target {
+            callee: Arc::clone(callee),
+            interface: export.to_string(),
+            func: name.to_string(),
+        });
+        match Shape::of(&func) {
+            Some(Shape::Bytes) => {
+                inst.func_wrap_async(name, move |store, (bytes,): (Vec<u8>,)| {
+                    let (target, span) = (Arc::clone(&target), target.span(store.data()));
+                    Box::new(async move {
+                        match target.call(span, Args::Bytes(bytes)).await {
+                            Ok(Returned::Bytes(out)) => Ok((out,)),
+                            Ok(_) => Err(target.failed("returned another shape")),
+                            Err(e) => Err(target.failed(&e.short_reason())),
                         }
-                        Ok(())
-                    }
-                    Err(e) => Err(wasmtime::Error::msg(format!(
-                        "call to `{interface}.{func_name}` failed: {}",
-                        e.short_reason()
-                    ))),
-                }
-            })
-        })?;
+                    })
+                })?;
+            }
+            Some(Shape::Text) => {
+                inst.func_wrap_async(name, move |store, (text,): (String,)| {
+                    let (target, span) = (Arc::clone(&target), target.span(store.data()));
+                    Box::new(async move {
+                        match target.call(span, Args::Text(text)).await {
+                            Ok(Returned::Text(out)) => Ok((out,)),
+                            Ok(_) => Err(target.failed("returned another shape")),
+                            Err(e) => Err(target.failed(&e.short_reason())),
+                        }
+                    })
+                })?;
+            }
+            None => {
+                inst.func_new_async(name, move |store, _ty, params, results| {
+                    let (target, span) = (Arc::clone(&target), target.span(store.data()));
+                    Box::new(async move {
+                        match target.call(span, Args::Vals(params, results)).await {
+                            Ok(_) => Ok(()),
+                            Err(e) if returns_string_error => {
+                                if let Some(slot) = results.first_mut() {
+                                    *slot = Val::Result(Err(Some(Box::new(Val::String(
+                                        e.short_reason(),
+                                    )))));
+                                }
+                                Ok(())
+                            }
+                            Err(e) => Err(target.failed(&e.short_reason())),
+                        }
+                    })
+                })?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Where one linked function's calls go.
+struct Target {
+    callee: Arc<Callee>,
+    interface: String,
+    func: String,
+}
+
+impl Target {
+    /// The caller's span of this call, if the caller is traced.
+    fn span(&self, caller: &InvocationState) -> Option<trace::Span> {
+        caller
+            .trace()
+            .and_then(|caller| trace::call(caller, &self.interface, &self.func))
+    }
+
+    /// Calls the callee's current version, ending `span` with the outcome.
+    async fn call(
+        &self,
+        span: Option<trace::Span>,
+        args: Args<'_>,
+    ) -> Result<Returned, InvokeError> {
+        let called = self
+            .callee
+            .get()
+            .call_shaped(
+                &self.interface,
+                &self.func,
+                args,
+                span.as_ref().map(trace::Span::context),
+            )
+            .await;
+        if let Some(span) = span {
+            span.end(called.as_ref().err().map(InvokeError::short_reason));
+        }
+        called
+    }
+
+    /// The trap the caller gets when the call failed.
+    fn failed(&self, reason: &str) -> wasmtime::Error {
+        wasmtime::Error::msg(format!(
+            "call to `{}.{}` failed: {reason}",
+            self.interface, self.func
+        ))
+    }
 }
