@@ -198,6 +198,39 @@ def wait_port(port: int, proc: Process, within: float = 30) -> None:
             time.sleep(0.05)
 
 
+class AdminHost:
+    """One `hearth run` with an HTTP port and an admin API whose bearer token is `token`,
+    pinned to the server CPU; constructed once `/healthz` answers."""
+
+    def __init__(
+        self, binary: Path, tmp: Path, name: str, cache_dir: Path, token: str, workers: int = 1, ready_within: float = 60.0
+    ) -> None:
+        self.http_port, self.admin_port = free_port(), free_port()
+        token_file = tmp / f"{name}.token"
+        token_file.write_text(token + "\n")
+        argv = [
+            str(binary), "run", "--workers", str(workers), "--log-format", "json",
+            "--http", f"{HOST}:{self.http_port}", "--admin", f"{HOST}:{self.admin_port}",
+            "--admin-token-file", str(token_file), "--cache-dir", str(cache_dir),
+        ]  # fmt: skip
+        self.proc = Process(name, pinned(argv), tmp / f"{name}.log", {"RUST_LOG": "warn"})
+        deadline = time.monotonic() + ready_within
+        while http_get_status(self.admin_port, 1.0, "/healthz") != 200:
+            self.proc.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"{name} did not answer /healthz; its output:\n{self.proc.log_tail()}")
+            time.sleep(0.02)
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise BenchError("no VmRSS for the host process")
+
+    def stop(self) -> None:
+        self.proc.stop()
+
+
 # ---------------------------------------------------------------------------
 # A minimal HTTP/1.1 probe
 

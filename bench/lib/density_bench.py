@@ -27,12 +27,11 @@ import threading
 import time
 from pathlib import Path
 
-from common import HOST, SERVER_CPU, BenchError, Process, free_port, http_get_status, log, pinned, run_driver, set_log_prefix
+from common import HOST, SERVER_CPU, AdminHost, BenchError, log, run_driver, set_log_prefix
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BENCH_DIR.parent
 TOKEN = "bench-density-token"
-READY_TIMEOUT_S = 60.0
 PUT_TIMEOUT_S = 60.0
 
 set_log_prefix("density-bench")
@@ -43,36 +42,6 @@ def manifest(name: str, image: Path) -> bytes:
         f"apiVersion: hearth.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\nspec:\n"
         f"  components:\n    - name: web\n      image: {image}\n      http: {{ host: {name}.localhost }}\n"
     ).encode()
-
-
-class Host:
-    """One `hearth run` with an admin API, pinned to the server CPU."""
-
-    def __init__(self, binary: Path, tmp: Path, name: str, workers: int, cache_dir: Path) -> None:
-        self.http_port, self.admin_port = free_port(), free_port()
-        token_file = tmp / "admin.token"
-        token_file.write_text(TOKEN + "\n")
-        argv = [
-            str(binary), "run", "--workers", str(workers), "--log-format", "json",
-            "--http", f"{HOST}:{self.http_port}", "--admin", f"{HOST}:{self.admin_port}",
-            "--admin-token-file", str(token_file), "--cache-dir", str(cache_dir),
-        ]  # fmt: skip
-        self.proc = Process(name, pinned(argv), tmp / f"{name}.log", {"RUST_LOG": "warn"})
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while http_get_status(self.admin_port, 1.0, "/healthz") != 200:
-            self.proc.check_alive()
-            if time.monotonic() > deadline:
-                raise BenchError(f"{name} did not answer /healthz; its output:\n{self.proc.log_tail()}")
-            time.sleep(0.02)
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise BenchError("no VmRSS for the host process")
-
-    def stop(self) -> None:
-        self.proc.stop()
 
 
 class Client:
@@ -131,7 +100,7 @@ def in_parallel(clients: int, port: int, names: list[str], work) -> None:
 
 def measure(binary: Path, label: str, args: argparse.Namespace, tmp: Path) -> dict:
     image = args.guests_dir / "hello.wasm"
-    host = Host(binary, tmp, f"host-{label}", args.workers, args.cache_dir)
+    host = AdminHost(binary, tmp, f"host-{label}", args.cache_dir, TOKEN, args.workers)
     try:
         admin = Client(host.admin_port)
         admin.put("warm", image)

@@ -40,12 +40,9 @@ from pathlib import Path
 from common import (
     HOST,
     SERVER_CPU,
+    AdminHost,
     BenchError,
-    Process,
-    free_port,
-    http_get_status,
     log,
-    pinned,
     run_driver,
     run_wrk,
     set_log_prefix,
@@ -55,7 +52,6 @@ from common import (
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BENCH_DIR.parent
 TOKEN = "bench-lifecycle-token"
-READY_TIMEOUT_S = 60.0
 
 set_log_prefix("lifecycle-bench")
 
@@ -98,23 +94,9 @@ def variants(src: Path, tmp: Path, prefix: str, count: int) -> list[Path]:
 # A host and its admin API
 
 
-class Host:
+class Host(AdminHost):
     def __init__(self, args: argparse.Namespace, tmp: Path, name: str, cache_dir: Path) -> None:
-        self.http_port, self.admin_port = free_port(), free_port()
-        token_file = tmp / "admin.token"
-        token_file.write_text(TOKEN + "\n")
-        argv = [
-            str(args.hearth), "run", "--workers", "1", "--log-format", "json",
-            "--http", f"{HOST}:{self.http_port}", "--admin", f"{HOST}:{self.admin_port}",
-            "--admin-token-file", str(token_file), "--cache-dir", str(cache_dir),
-        ]  # fmt: skip
-        self.proc = Process(name, pinned(argv), tmp / f"{name}.log", {"RUST_LOG": "warn"})
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while http_get_status(self.admin_port, 1.0, "/healthz") != 200:
-            self.proc.check_alive()
-            if time.monotonic() > deadline:
-                raise BenchError(f"{name} did not answer /healthz; its output:\n{self.proc.log_tail()}")
-            time.sleep(0.02)
+        super().__init__(args.hearth, tmp, name, cache_dir, TOKEN)
 
     def put(self, name: str, manifest: str) -> tuple[int, str]:
         conn = http.client.HTTPConnection(HOST, self.admin_port, timeout=300)
@@ -144,15 +126,6 @@ class Host:
             return status
         except (OSError, http.client.HTTPException):
             return None
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise BenchError("no VmRSS for the host process")
-
-    def stop(self) -> None:
-        self.proc.stop()
 
 
 def component(name: str, image: Path, host: str | None) -> str:

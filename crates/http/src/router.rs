@@ -21,12 +21,8 @@ pub struct Deployed {
 
 impl Deployed {
     pub fn new(workloads: Vec<Arc<RunningWorkload>>) -> Self {
-        let mut router = Router::default();
-        for w in &workloads {
-            router.add(w);
-        }
         Self {
-            current: ArcSwap::from_pointee(router),
+            current: ArcSwap::from_pointee(Router::new(&workloads)),
             writing: Mutex::new(()),
         }
     }

@@ -9,7 +9,7 @@ use crate::trace;
 use crate::workload::ComponentRuntime;
 use opentelemetry::trace::SpanKind;
 use std::sync::Arc;
-use wasmtime::component::{Linker, Val};
+use wasmtime::component::{ComponentType, Lift, Linker, LinkerInstance, Lower, Val};
 
 /// Where linked calls to a component go. An update that keeps the service points it at the
 /// new version of the component, so the running service calls the new code.
@@ -157,15 +157,9 @@ impl ComponentRuntime {
                         Ok(Returned::Vals)
                     }
                     Args::Bytes(bytes) => {
-                        let f = f.typed::<(Vec<u8>,), (Vec<u8>,)>(&store)?;
-                        let (out,) = f.call_async(&mut store, (bytes,)).await?;
-                        Ok(Returned::Bytes(out))
+                        call_typed(f, &mut store, bytes).await.map(Returned::Bytes)
                     }
-                    Args::Text(text) => {
-                        let f = f.typed::<(String,), (String,)>(&store)?;
-                        let (out,) = f.call_async(&mut store, (text,)).await?;
-                        Ok(Returned::Text(out))
-                    }
+                    Args::Text(text) => call_typed(f, &mut store, text).await.map(Returned::Text),
                 }
             }
             .await;
@@ -241,30 +235,14 @@ pub(crate) fn link_export(
             func: name.to_string(),
         });
         match Shape::of(&func) {
-            Some(Shape::Bytes) => {
-                inst.func_wrap_async(name, move |store, (bytes,): (Vec<u8>,)| {
-                    let (target, span) = (Arc::clone(&target), target.span(store.data()));
-                    Box::new(async move {
-                        match target.call(span, Args::Bytes(bytes)).await {
-                            Ok(Returned::Bytes(out)) => Ok((out,)),
-                            Ok(_) => Err(target.failed("returned another shape")),
-                            Err(e) => Err(target.failed(&e.short_reason())),
-                        }
-                    })
-                })?;
-            }
-            Some(Shape::Text) => {
-                inst.func_wrap_async(name, move |store, (text,): (String,)| {
-                    let (target, span) = (Arc::clone(&target), target.span(store.data()));
-                    Box::new(async move {
-                        match target.call(span, Args::Text(text)).await {
-                            Ok(Returned::Text(out)) => Ok((out,)),
-                            Ok(_) => Err(target.failed("returned another shape")),
-                            Err(e) => Err(target.failed(&e.short_reason())),
-                        }
-                    })
-                })?;
-            }
+            Some(Shape::Bytes) => link_typed(&mut inst, name, target, Args::Bytes, |r| match r {
+                Returned::Bytes(out) => Some(out),
+                _ => None,
+            })?,
+            Some(Shape::Text) => link_typed(&mut inst, name, target, Args::Text, |r| match r {
+                Returned::Text(out) => Some(out),
+                _ => None,
+            })?,
             None => {
                 inst.func_new_async(name, move |store, _ty, params, results| {
                     let (target, span) = (Arc::clone(&target), target.span(store.data()));
@@ -287,6 +265,45 @@ pub(crate) fn link_export(
         }
     }
     Ok(())
+}
+
+/// Calls `f`, of the shape `func(V) -> V`, typed.
+async fn call_typed<V>(
+    f: wasmtime::component::Func,
+    store: &mut wasmtime::Store<InvocationState>,
+    value: V,
+) -> wasmtime::Result<V>
+where
+    V: ComponentType + Lift + Lower + Send + Sync + 'static,
+{
+    let f = f.typed::<(V,), (V,)>(&*store)?;
+    let (out,) = f.call_async(store, (value,)).await?;
+    Ok(out)
+}
+
+/// Defines `name`, of the shape `func(V) -> V`, typed: its argument becomes `args(value)`
+/// and the callee's result comes back through `returned`.
+fn link_typed<V>(
+    inst: &mut LinkerInstance<'_, InvocationState>,
+    name: &str,
+    target: Arc<Target>,
+    args: fn(V) -> Args<'static>,
+    returned: fn(Returned) -> Option<V>,
+) -> wasmtime::Result<()>
+where
+    V: ComponentType + Lift + Lower + Send + Sync + 'static,
+{
+    inst.func_wrap_async(name, move |store, (value,): (V,)| {
+        let (target, span) = (Arc::clone(&target), target.span(store.data()));
+        Box::new(async move {
+            match target.call(span, args(value)).await {
+                Ok(out) => returned(out)
+                    .map(|out| (out,))
+                    .ok_or_else(|| target.failed("returned another shape")),
+                Err(e) => Err(target.failed(&e.short_reason())),
+            }
+        })
+    })
 }
 
 /// Where one linked function's calls go.
