@@ -5,9 +5,9 @@
 use hearth_runtime::logs;
 use std::io::IsTerminal;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
+use tracing_log::AsLog;
 use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, filter};
 
 /// How log lines are written to stderr.
@@ -32,11 +32,23 @@ pub fn init(format: LogFormat) {
             .with_current_span(false)
             .boxed(),
     };
-    let guests = GuestLines.with_filter(filter::filter_fn(|m| m.target() == "guest"));
-    let _ = tracing_subscriber::registry()
+    // The `log` records of dependencies (wasmtime logs at `trace` inside every instantiation)
+    // are bridged only up to the most verbose level the filter could let through: below that
+    // `log`'s own level check drops them, where a bridge at `trace` would build and filter
+    // each one (13 % of a hello request's instructions, BENCHMARKS.md).
+    let bridged = env
+        .max_level_hint()
+        .map_or(log::LevelFilter::Trace, |level| level.as_log());
+    // A static target filter, so that every other event's callsite is decided once.
+    let guests = GuestLines.with_filter(filter::Targets::new().with_target("guest", Level::TRACE));
+    let subscriber = tracing_subscriber::registry()
         .with(fmt.with_filter(env))
-        .with(guests)
-        .try_init();
+        .with(guests);
+    if tracing::subscriber::set_global_default(subscriber).is_ok() {
+        let _ = tracing_log::LogTracer::builder()
+            .with_max_level(bridged)
+            .init();
+    }
 }
 
 /// Feeds guest lines into the log hub.
