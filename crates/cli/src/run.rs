@@ -147,6 +147,7 @@ async fn serve(
     if threads == 1 {
         runtime.place_services_on(ingress.handle(0));
     }
+    runtime.deliver_on((0..ingress.len()).map(|i| ingress.handle(i)).collect());
     let deployed = Arc::new(Deployed::new(Vec::new()));
     let drain = Duration::from_secs(args.drain_timeout);
     let workloads = Arc::new(host_workloads(

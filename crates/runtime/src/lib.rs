@@ -64,6 +64,8 @@ pub struct Runtime {
     publish_ip: std::net::IpAddr,
     /// Where services run; `None` gives each its own thread.
     service_place: std::sync::Mutex<Option<tokio::runtime::Handle>>,
+    /// The HTTP workers' runtimes, over which shared subscriptions are spread.
+    workers: std::sync::Mutex<Vec<tokio::runtime::Handle>>,
 }
 
 impl Runtime {
@@ -84,6 +86,7 @@ impl Runtime {
             interfaces: hearth_interfaces::HostInterfaces::new(),
             publish_ip: options.publish_ip,
             service_place: std::sync::Mutex::new(None),
+            workers: std::sync::Mutex::new(Vec::new()),
             compiler: cache::CompilePool::new()?,
             engine,
             cache,
@@ -99,6 +102,23 @@ impl Runtime {
             .service_place
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
+    }
+
+    /// Spreads the message deliveries of workloads deployed from now on over `workers` (the
+    /// HTTP workers' runtimes) where their broker can share a subscription (NATS): one
+    /// subscription per worker, so a message is read, delivered and handled on one thread.
+    pub fn deliver_on(&self, workers: Vec<tokio::runtime::Handle>) {
+        *self
+            .workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = workers;
+    }
+
+    pub(crate) fn workers(&self) -> Vec<tokio::runtime::Handle> {
+        self.workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn service_place(&self) -> Option<tokio::runtime::Handle> {

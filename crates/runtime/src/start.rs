@@ -32,7 +32,7 @@ pub(crate) async fn start(
         rt.publish_ip,
         &place,
     )?;
-    let subscriptions = match subscribe(&built, &place).await {
+    let subscriptions = match subscribe(rt, &built, &place).await {
         Ok(tasks) => tasks,
         Err(e) => {
             published.retire(previous.map_or(&Publishers::default(), |p| &p.published));
@@ -140,32 +140,74 @@ fn keep_service(
     (previous.service.clone(), callees)
 }
 
-/// Subscribes every component with `subscriptions` to its broker and starts delivering.
+/// Subscribes every component with `subscriptions` to its broker and starts delivering: on
+/// every HTTP worker, each with its share of the messages, where the broker can share a
+/// subscription and there are several workers; else once, on `place`.
 async fn subscribe(
+    rt: &Runtime,
     built: &BuiltWorkload,
     place: &tokio::runtime::Handle,
 ) -> Result<Vec<tokio::task::AbortHandle>, DeployError> {
     let workload = &built.plan.workload;
+    let workers = rt.workers();
     let mut tasks = Vec::new();
     let parts = workload.spec.components.iter().zip(&built.components);
     for (i, (spec, component)) in parts.enumerate() {
         for (j, pattern) in spec.subscriptions.iter().enumerate() {
             let bound = &built.interfaces.components[i];
-            match hearth_interfaces::messaging::subscribe(bound, pattern).await {
-                Ok(subscription) => tasks.push(crate::invoke::message::deliver(
-                    component,
-                    pattern.clone(),
-                    subscription,
-                    place,
-                )),
-                Err(why) => {
-                    tasks.iter().for_each(tokio::task::AbortHandle::abort);
-                    let field =
-                        workload.field_of(Part::Component(i), &format!("subscriptions[{j}]"));
-                    return Err(DeployError::at(workload, field, why));
+            let group = match workers.len() {
+                0 | 1 => None,
+                _ => hearth_interfaces::messaging::share_group(bound),
+            };
+            let subscribed = match group {
+                Some(group) => {
+                    subscribe_shared(bound, pattern, &group, &workers, component, &mut tasks).await
                 }
+                None => hearth_interfaces::messaging::subscribe(bound, pattern)
+                    .await
+                    .map(|subscription| {
+                        tasks.push(crate::invoke::message::deliver(
+                            component,
+                            pattern.clone(),
+                            subscription,
+                            place,
+                        ));
+                    }),
+            };
+            if let Err(why) = subscribed {
+                tasks.iter().for_each(tokio::task::AbortHandle::abort);
+                let field = workload.field_of(Part::Component(i), &format!("subscriptions[{j}]"));
+                return Err(DeployError::at(workload, field, why));
             }
         }
     }
     Ok(tasks)
+}
+
+/// One member of `group` per worker, subscribed on the worker (so its connection lives
+/// there) and delivered there.
+async fn subscribe_shared(
+    bound: &Arc<hearth_interfaces::PartInterfaces>,
+    pattern: &str,
+    group: &str,
+    workers: &[tokio::runtime::Handle],
+    component: &Arc<ComponentRuntime>,
+    tasks: &mut Vec<tokio::task::AbortHandle>,
+) -> Result<(), String> {
+    for worker in workers {
+        let (bound, p, g) = (Arc::clone(bound), pattern.to_string(), group.to_string());
+        let subscription = worker
+            .spawn(
+                async move { hearth_interfaces::messaging::subscribe_shared(&bound, &p, &g).await },
+            )
+            .await
+            .map_err(|e| format!("the worker could not subscribe: {e}"))??;
+        tasks.push(crate::invoke::message::deliver(
+            component,
+            pattern.to_string(),
+            subscription,
+            worker,
+        ));
+    }
+    Ok(())
 }

@@ -182,9 +182,15 @@ impl Probe {
         self.sync();
     }
 
+    /// Publishes `body` to `subject`, with `reply` as its reply subject unless empty.
     fn publish(&mut self, subject: &str, reply: &str, body: &str) {
+        let reply = if reply.is_empty() {
+            String::new()
+        } else {
+            format!("{reply} ")
+        };
         self.send(&format!(
-            "PUB {subject} {reply} {}\r\n{body}\r\n",
+            "PUB {subject} {reply}{}\r\n{body}\r\n",
             body.len()
         ));
     }
@@ -193,19 +199,50 @@ impl Probe {
     fn next(&mut self) -> (String, String) {
         loop {
             let line = self.line();
-            if line == "PING" {
-                self.send("PONG\r\n");
-                continue;
-            }
-            if let Some(rest) = line.strip_prefix("MSG ") {
-                let parts: Vec<&str> = rest.split(' ').collect();
-                let len: usize = parts.last().unwrap().parse().unwrap();
-                let mut body = vec![0; len + 2];
-                self.reader.read_exact(&mut body).unwrap();
-                body.truncate(len);
-                return (parts[0].to_string(), String::from_utf8(body).unwrap());
+            if let Some(message) = self.message(&line) {
+                return message;
             }
         }
+    }
+
+    /// The next message within `wait`, if one comes.
+    fn try_next(&mut self, wait: Duration) -> Option<(String, String)> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.reader.buffer().is_empty() {
+                let left = deadline.checked_duration_since(Instant::now())?;
+                let stream = self.reader.get_ref();
+                stream
+                    .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                    .unwrap();
+                let ready = stream.peek(&mut [0u8; 1]).is_ok_and(|n| n > 0);
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                if !ready {
+                    return None;
+                }
+            }
+            let line = self.line();
+            if let Some(message) = self.message(&line) {
+                return Some(message);
+            }
+        }
+    }
+
+    /// The message `line` starts (its body read too), answering a `PING` on the way.
+    fn message(&mut self, line: &str) -> Option<(String, String)> {
+        if line == "PING" {
+            self.send("PONG\r\n");
+            return None;
+        }
+        let rest = line.strip_prefix("MSG ")?;
+        let parts: Vec<&str> = rest.split(' ').collect();
+        let len: usize = parts.last().unwrap().parse().unwrap();
+        let mut body = vec![0; len + 2];
+        self.reader.read_exact(&mut body).unwrap();
+        body.truncate(len);
+        Some((parts[0].to_string(), String::from_utf8(body).unwrap()))
     }
 }
 
@@ -306,4 +343,56 @@ fn subscriptions_need_a_handler_export_and_valid_subjects() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("spec.components[0].subscriptions[0]"), "{err}");
     assert!(err.contains("spec.components[0].subscriptions[1]"), "{err}");
+}
+
+/// With several HTTP workers, a host subscribes once per worker in a queue group of its
+/// own: each message is handled once per host, on one worker, and every host gets all of
+/// them (no group shared between hosts).
+#[test]
+fn nats_deliveries_spread_over_workers_reach_each_host_once() {
+    let nats = Server::start(Kind::Nats);
+    let dir = TempDir::new("msg-spread");
+    let m = dir.write(
+        "w.yaml",
+        manifest("msgspread", "spread.test", &nats_interfaces(&nats.url())),
+    );
+    let hosts = [
+        Hearth::start_with(&[&m], &["--workers", "2"]),
+        Hearth::start_with(&[&m], &["--workers", "2"]),
+    ];
+    let mut probe = Probe::connect(nats.port);
+    probe.subscribe("audit.>", 1);
+    // Both hosts are subscribed once a request from each is answered.
+    for host in &hosts {
+        let body = eventually(
+            host,
+            "spread.test",
+            "/request/greet.ready?body=x&timeout=500",
+            200,
+            Duration::from_secs(10),
+        );
+        assert_eq!(body, "hi, x");
+    }
+    while probe.try_next(Duration::from_millis(300)).is_some() {}
+
+    const N: usize = 40;
+    for i in 0..N {
+        probe.publish(&format!("greet.n{i}"), "", &format!("m{i}"));
+    }
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.values().sum::<usize>() < 2 * N && Instant::now() < deadline {
+        if let Some((subject, _)) = probe.try_next(Duration::from_secs(1)) {
+            *seen.entry(subject).or_default() += 1;
+        }
+    }
+    // Anything more would be a duplicate.
+    while let Some((subject, _)) = probe.try_next(Duration::from_millis(500)) {
+        *seen.entry(subject).or_default() += 1;
+    }
+    assert_eq!(seen.len(), N, "{seen:?}");
+    assert!(
+        seen.values().all(|&n| n == 2),
+        "each message once per host: {seen:?}"
+    );
 }

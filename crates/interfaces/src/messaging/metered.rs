@@ -41,4 +41,12 @@ impl Broker for Metered {
     async fn subscribe(&self, pattern: &str) -> Result<Subscription, String> {
         self.meter.measure(self.inner.subscribe(pattern)).await
     }
+    fn share_group(&self) -> Option<String> {
+        self.inner.share_group()
+    }
+    async fn subscribe_shared(&self, pattern: &str, group: &str) -> Result<Subscription, String> {
+        self.meter
+            .measure(self.inner.subscribe_shared(pattern, group))
+            .await
+    }
 }

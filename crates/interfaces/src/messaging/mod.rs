@@ -64,6 +64,17 @@ pub trait Broker: Send + Sync + 'static {
     ) -> Result<Message, String>;
     /// Starts receiving the messages whose subject matches `pattern`.
     async fn subscribe(&self, pattern: &str) -> Result<Subscription, String>;
+    /// A fresh name for subscriptions that share their messages, each message going to one
+    /// of them ([`Broker::subscribe_shared`]); `None` from a broker that cannot share.
+    fn share_group(&self) -> Option<String> {
+        None
+    }
+    /// [`Broker::subscribe`], as one member of `group` (a name from
+    /// [`Broker::share_group`]).
+    async fn subscribe_shared(&self, pattern: &str, group: &str) -> Result<Subscription, String> {
+        let _ = (pattern, group);
+        Err("this broker cannot share a subscription".into())
+    }
 }
 
 /// Host-wide messaging state: the one in-memory broker.
@@ -107,6 +118,22 @@ pub(crate) async fn bind(
 /// Subscribes `part`'s broker to `pattern`, for the runtime to deliver to its handler.
 pub async fn subscribe(part: &PartInterfaces, pattern: &str) -> Result<Subscription, String> {
     part.messaging.broker.subscribe(pattern).await
+}
+
+/// A fresh group name for subscriptions of `part`'s broker that share their messages, if
+/// it can share them (NATS queue groups; the memory broker cannot).
+pub fn share_group(part: &PartInterfaces) -> Option<String> {
+    part.messaging.broker.share_group()
+}
+
+/// Subscribes `part`'s broker to `pattern` as one member of `group`: each message goes to
+/// one member. Made on the thread that will deliver, whose connection then carries it.
+pub async fn subscribe_shared(
+    part: &PartInterfaces,
+    pattern: &str,
+    group: &str,
+) -> Result<Subscription, String> {
+    part.messaging.broker.subscribe_shared(pattern, group).await
 }
 
 /// Whether `subject` matches `pattern` under NATS rules.
