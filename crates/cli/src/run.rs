@@ -34,6 +34,11 @@ pub struct HostArgs {
     /// 8,192.
     #[arg(long, value_name = "N")]
     pub max_instances: Option<u32>,
+    /// HTTP instances made ahead of their requests (at most one per component that has
+    /// served a request), so a request does not wait for its instantiation; each holds a
+    /// slot of the pool, and they take an eighth of it at most. 0 turns this off.
+    #[arg(long, value_name = "N", default_value_t = hearth_runtime::DEFAULT_WARM_INSTANCES)]
+    pub warm_instances: usize,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -231,6 +236,7 @@ pub(crate) fn engine_options(
         pooling,
         publish_ip,
         max_instances: host.max_instances.unwrap_or(defaults.max_instances),
+        warm_instances: host.warm_instances,
         ..defaults
     }
 }

@@ -160,6 +160,8 @@ fn build_components(
                 MAX_QUEUE_WAIT.min(Duration::from_millis(spec.limits.timeout_ms)),
             ),
             stats: ComponentStats::default(),
+            warm: std::sync::Mutex::default(),
+            warm_budget: Arc::clone(&rt.warm),
         });
         callees[i] = Some(Callee::new(&runtime));
         built[i] = Some(runtime);

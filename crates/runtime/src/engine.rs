@@ -60,6 +60,9 @@ pub struct EngineOptions {
     pub max_memory_mib: u32,
     /// The host address published service ports listen on.
     pub publish_ip: std::net::IpAddr,
+    /// HTTP instances made ahead of their requests, at most one per component, host-wide;
+    /// 0 makes every instance on its request's path.
+    pub warm_instances: usize,
 }
 
 impl Default for EngineOptions {
@@ -70,6 +73,7 @@ impl Default for EngineOptions {
             max_instances: default_max_instances(),
             max_memory_mib: 4096,
             publish_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            warm_instances: crate::invoke::warm::DEFAULT_WARM_INSTANCES,
         }
     }
 }

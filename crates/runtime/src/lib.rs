@@ -45,6 +45,7 @@ pub use engine::{EngineOptions, HostEngine, default_max_instances};
 pub use gate::{Gate, Permit};
 pub use invoke::InvokeError;
 pub use invoke::http::{Https, OutgoingBody};
+pub use invoke::warm::DEFAULT_WARM_INSTANCES;
 pub use lifecycle::{Applied, ApplyError, Fetch, FetchFuture, Publish, Workloads};
 pub use plan::Plan;
 pub use publish::PublishedPort;
@@ -64,6 +65,8 @@ pub struct Runtime {
     publish_ip: std::net::IpAddr,
     /// Where services run; `None` gives each its own thread.
     service_place: std::sync::Mutex<Option<tokio::runtime::Handle>>,
+    /// How many HTTP instances may be made ahead of their requests, host-wide.
+    warm: std::sync::Arc<invoke::warm::WarmBudget>,
     /// The HTTP workers' runtimes, over which shared subscriptions are spread.
     workers: std::sync::Mutex<Vec<tokio::runtime::Handle>>,
 }
@@ -86,6 +89,12 @@ impl Runtime {
             interfaces: hearth_interfaces::HostInterfaces::new(),
             publish_ip: options.publish_ip,
             service_place: std::sync::Mutex::new(None),
+            // An eighth of the pool at most, so they never crowd out requests.
+            warm: invoke::warm::WarmBudget::new(
+                options
+                    .warm_instances
+                    .min(options.max_instances as usize / 8),
+            ),
             workers: std::sync::Mutex::new(Vec::new()),
             compiler: cache::CompilePool::new()?,
             engine,

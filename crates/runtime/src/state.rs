@@ -27,7 +27,7 @@ pub struct InvocationState {
     /// When the invocation must be done; `None` for a service.
     pub(crate) deadline: Option<Instant>,
     /// Where the instance's linear memory is recorded when its store goes.
-    memory_at_exit: Option<Histogram>,
+    pub(crate) memory_at_exit: Option<Histogram>,
 }
 
 impl Drop for InvocationState {

@@ -126,6 +126,9 @@ pub struct ComponentRuntime {
     pub(crate) gate: Gate,
     pub(crate) stats: ComponentStats,
     pub(crate) metrics: crate::metrics::ComponentMetrics,
+    /// Its next HTTP instance, made ahead of the request (`invoke/warm.rs`).
+    pub(crate) warm: std::sync::Mutex<crate::invoke::warm::WarmSlot>,
+    pub(crate) warm_budget: Arc<crate::invoke::warm::WarmBudget>,
 }
 
 impl ComponentRuntime {

@@ -61,6 +61,25 @@ fn endless_loop_gives_504_at_the_deadline_then_200() {
     assert_ok_after(&host);
 }
 
+/// The instance made ahead after a request (`invoke/warm.rs`) is interrupted at the deadline
+/// of the request it serves, not at one from when it was made.
+#[test]
+fn an_instance_made_ahead_keeps_its_requests_deadline() {
+    let (_d, host) = faults_host("{ timeoutMs: 300 }");
+    assert_ok_after(&host);
+    // Longer than the timeout: a deadline from the making would be long past.
+    std::thread::sleep(Duration::from_millis(600));
+    let started = Instant::now();
+    let resp = host.get("x", "/loop");
+    let took = started.elapsed();
+    assert_eq!(resp.status, 504, "{}", resp.body);
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(300 + 700),
+        "interrupted at {took:?}, not at its own deadline"
+    );
+    assert_ok_after(&host);
+}
+
 #[test]
 fn guest_blocked_in_a_host_call_also_times_out() {
     let (_d, host) = faults_host("{ timeoutMs: 300 }");

@@ -164,7 +164,16 @@ fn each_instance_records_its_memory_when_it_ends() {
     }
     // Grows its memory until the 32 MiB limit refuses, then traps.
     assert_eq!(host.get("x", "/oom").status, 500);
-    let scrape = host.admin_get("/metrics").body;
+    // An instance ends just after its response is written: wait for the third.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let scrape = loop {
+        let scrape = host.admin_get("/metrics").body;
+        let ended = r#"hearth_component_instance_memory_bytes_count{host="vm",workload="mem",component="f"} 3"#;
+        if scrape.contains(ended) || std::time::Instant::now() > deadline {
+            break scrape;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let series = |suffix: &str, le: Option<&str>| -> Option<f64> {
         scrape
             .lines()

@@ -14,6 +14,7 @@
 pub(crate) mod call;
 pub(crate) mod http;
 pub(crate) mod message;
+pub(crate) mod warm;
 
 use crate::gate::Permit;
 use crate::metrics::Outcome;
@@ -105,6 +106,20 @@ pub(crate) struct Invocation {
 impl ComponentRuntime {
     /// Gate, then a fresh store with the component's deadline.
     pub(crate) async fn admit(&self, admission: Admission) -> Result<Invocation, InvokeError> {
+        let (permit, deadline, timeout) = self.enter(admission).await?;
+        Ok(Invocation {
+            store: self.new_store(deadline),
+            deadline,
+            timeout,
+            permit,
+        })
+    }
+
+    /// The gate alone: a slot, and the deadline that starts with it.
+    pub(crate) async fn enter(
+        &self,
+        admission: Admission,
+    ) -> Result<(Permit, Instant, Duration), InvokeError> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let entered = Instant::now();
         let permit = match admission {
@@ -116,13 +131,7 @@ impl ComponentRuntime {
             return self.record(Err(InvokeError::Overloaded), entered);
         };
         let timeout = Duration::from_millis(self.limits.timeout_ms);
-        let deadline = Instant::now() + timeout;
-        Ok(Invocation {
-            store: self.new_store(deadline),
-            deadline,
-            timeout,
-            permit,
-        })
+        Ok((permit, Instant::now() + timeout, timeout))
     }
 
     /// Runs `call` (which instantiates and calls the guest in the invocation's store) within
@@ -202,7 +211,7 @@ impl ComponentRuntime {
 
     /// A fresh store for one invocation: its own WASI context, the memory limit, and an epoch
     /// callback that yields every tick and interrupts the guest at `deadline`.
-    fn new_store(&self, deadline: Instant) -> Store<InvocationState> {
+    pub(crate) fn new_store(&self, deadline: Instant) -> Store<InvocationState> {
         let mut store = Store::new(
             self.pre.engine(),
             InvocationState::new(&self.template, Some(deadline)),
