@@ -34,8 +34,10 @@ from common import (
     Process,
     log,
     pinned,
+    raise_if_missing,
     run_driver,
     set_log_prefix,
+    write_results,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
@@ -202,8 +204,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             missing.append(f"{name} not found in {args.guests_dir} (cd guests && cargo build --release)")
     if (os.cpu_count() or 1) < 2:
         missing.append("pinning to CPU 1 needs at least 2 CPUs")
-    if missing:
-        raise BenchError("cannot run the benchmark:\n  - " + "\n  - ".join(missing))
+    raise_if_missing(missing)
 
 
 def main(argv: list[str]) -> int:
@@ -240,9 +241,7 @@ def main(argv: list[str]) -> int:
         }
         | {f"{kind}_vs_instantiation": r[kind]["us_per_call"] / WASMCLOUD_INSTANTIATE_US for kind in KINDS},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"results written to {args.output}")
+    write_results(args.output, result)
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
+import json
 import os
 import platform
 import re
@@ -45,6 +46,19 @@ class BenchError(Exception):
 
 # ---------------------------------------------------------------------------
 # Machine info
+
+
+def raise_if_missing(missing: list[str]) -> None:
+    """The one error naming everything a driver's input check found missing, if anything."""
+    if missing:
+        raise BenchError("cannot run the benchmark:\n  - " + "\n  - ".join(missing))
+
+
+def write_results(path: Path, result: dict) -> None:
+    """Writes a driver's results as JSON, making its folder if needed, and says where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(f"results written to {path}")
 
 
 def machine_info() -> dict:

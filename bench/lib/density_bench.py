@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import statistics
 import sys
@@ -27,7 +26,17 @@ import threading
 import time
 from pathlib import Path
 
-from common import HOST, SERVER_CPU, AdminHost, BenchError, log, run_driver, set_log_prefix
+from common import (
+    HOST,
+    SERVER_CPU,
+    AdminHost,
+    BenchError,
+    log,
+    raise_if_missing,
+    run_driver,
+    set_log_prefix,
+    write_results,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BENCH_DIR.parent
@@ -186,8 +195,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             missing.append(f"hearth not found at {binary} (cargo build --release -p hearth-cli)")
     if not (args.guests_dir / "hello.wasm").is_file():
         missing.append(f"hello.wasm not found in {args.guests_dir} (cd guests && cargo build --release)")
-    if missing:
-        raise BenchError("cannot run the benchmark:\n  - " + "\n  - ".join(missing))
+    raise_if_missing(missing)
 
 
 def main(argv: list[str]) -> int:
@@ -199,9 +207,7 @@ def main(argv: list[str]) -> int:
     info, r = got
     print_report(r)
     result = {"machine": info, "config": {"server_cpu": SERVER_CPU, "workers": args.workers, "clients": args.clients}, **r}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"results written to {args.output}")
+    write_results(args.output, result)
     return 0
 
 

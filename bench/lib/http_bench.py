@@ -47,11 +47,13 @@ from common import (
     free_port,
     http_get_status,
     log,
+    raise_if_missing,
     read_status,
     request_bytes,
     run_driver,
     run_wrk,
     set_log_prefix,
+    write_results,
     wrk_notes,
 )
 
@@ -470,8 +472,7 @@ def check_inputs(args: argparse.Namespace) -> None:
         missing.append(f"hello component not found at {args.hello_wasm} (cd guests && cargo build --release)")
     if (os.cpu_count() or 1) < 2:
         missing.append("the pinning scheme needs at least 2 CPUs (server on CPU 1, wrk on CPU 0)")
-    if missing:
-        raise BenchError("cannot run the benchmark:\n  - " + "\n  - ".join(missing))
+    raise_if_missing(missing)
 
 
 def main(argv: list[str]) -> int:
@@ -541,9 +542,7 @@ def main(argv: list[str]) -> int:
         "ratios": ratio_rows,
         "cold_start": cold,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"results written to {args.output}")
+    write_results(args.output, result)
     return 0
 
 

@@ -40,9 +40,11 @@ from common import (
     http_get_status,
     log,
     pinned,
+    raise_if_missing,
     run_driver,
     run_wrk,
     set_log_prefix,
+    write_results,
     wrk_notes,
 )
 
@@ -243,8 +245,7 @@ def check_inputs(args: argparse.Namespace) -> None:
         missing.append(f"native-kv not found at {args.native_kv} (cargo build --release -p hearth-bench-native-kv)")
     if (os.cpu_count() or 1) < 2:
         missing.append("pinning to CPUs 0 and 1 needs at least 2 CPUs")
-    if missing:
-        raise BenchError("cannot run the benchmark:\n  - " + "\n  - ".join(missing))
+    raise_if_missing(missing)
 
 
 def run_all(args: argparse.Namespace, tmp: Path) -> dict:
@@ -294,9 +295,7 @@ def main(argv: list[str]) -> int:
         "results": {name: {str(c): r for c, r in rows.items()} for name, rows in results.items()},
         "ratios": {k: {str(c): v for c, v in row.items()} for k, row in ratios.items()},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
-    print(f"results written to {args.output}")
+    write_results(args.output, out)
     return 0
 
 

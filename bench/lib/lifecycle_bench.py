@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import shutil
 import statistics
@@ -43,9 +42,11 @@ from common import (
     AdminHost,
     BenchError,
     log,
+    raise_if_missing,
     run_driver,
     run_wrk,
     set_log_prefix,
+    write_results,
     wrk_notes,
 )
 
@@ -335,8 +336,7 @@ def check_inputs(args: argparse.Namespace) -> None:
         missing.append(f"{args.big_wasm} not found (bench/lifecycle builds bench/big-guest)")
     if (os.cpu_count() or 1) < 2:
         missing.append("pinning to CPU 1 needs at least 2 CPUs")
-    if missing:
-        raise BenchError("cannot run the benchmark:\n  - " + "\n  - ".join(missing))
+    raise_if_missing(missing)
 
 
 def main(argv: list[str]) -> int:
@@ -351,9 +351,7 @@ def main(argv: list[str]) -> int:
     info, r = got
     print_report(r)
     result = {"machine": info, "config": {"server_cpu": int(SERVER_CPU), "hearth_workers": 1}, **r}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"results written to {args.output}")
+    write_results(args.output, result)
     return 0
 
 

@@ -44,9 +44,11 @@ from common import (
     log,
     pinned,
     port_is_free,
+    raise_if_missing,
     run_driver,
     run_wrk,
     set_log_prefix,
+    write_results,
     wrk_notes,
 )
 
@@ -673,8 +675,7 @@ def check_inputs(args: argparse.Namespace) -> None:
                 missing.append(f"{name} not found in {args.guests_dir} (cd guests && cargo build --release)")
     if (os.cpu_count() or 1) < 2:
         missing.append("the pinning scheme needs at least 2 CPUs (servers on CPU 1, wrk on CPU 0)")
-    if missing:
-        raise BenchError("cannot run the benchmark:\n  - " + "\n  - ".join(missing))
+    raise_if_missing(missing)
 
 
 def main(argv: list[str]) -> int:
@@ -739,9 +740,7 @@ def main(argv: list[str]) -> int:
         **results,
         "targets": target_rows,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(f"results written to {args.output}")
+    write_results(args.output, result)
     return 0
 
 

@@ -35,9 +35,11 @@ from common import (
     http_get,
     log,
     pinned,
+    raise_if_missing,
     run_driver,
     run_wrk,
     set_log_prefix,
+    write_results,
     wrk_notes,
 )
 
@@ -219,8 +221,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             missing.append(f"{wasm} not found (cd guests && cargo build --release)")
     if (os.cpu_count() or 1) < 2:
         missing.append("pinning to CPUs 0 and 1 needs at least 2 CPUs")
-    if missing:
-        raise BenchError("cannot run the benchmark:\n  - " + "\n  - ".join(missing))
+    raise_if_missing(missing)
 
 
 def main(argv: list[str]) -> int:
@@ -249,9 +250,7 @@ def main(argv: list[str]) -> int:
         },
         "ratios": {k: {str(c): v for c, v in row.items()} for k, row in ratios.items()},
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
-    print(f"results written to {args.output}")
+    write_results(args.output, out)
     return 0
 
 
