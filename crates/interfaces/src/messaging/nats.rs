@@ -33,7 +33,8 @@ pub(crate) struct NatsBroker {
     /// The client made at deploy, on the deploying thread; also the fallback of a thread
     /// that could not connect a client of its own.
     first: async_nats::Client,
-    /// Every other thread's client, or when its last attempt to connect one failed.
+    /// Each thread's own client (the deploying thread's is `first`), or when that thread's
+    /// last attempt to connect one failed.
     own: Mutex<HashMap<ThreadId, Own>>,
     url: String,
 }

@@ -117,7 +117,6 @@ impl ComponentRuntime {
             }
         };
 
-        let this = Arc::clone(self);
         let component = Arc::clone(self);
         let task = tokio::spawn(async move {
             let super::Invocation {
@@ -171,7 +170,7 @@ impl ComponentRuntime {
                 ))),
             }),
         };
-        this.record_as(answer, admitted, |response| {
+        self.record_as(answer, admitted, |response| {
             Outcome::of_status(response.status().as_u16())
         })
     }

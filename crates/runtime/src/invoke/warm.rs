@@ -78,11 +78,13 @@ impl ComponentRuntime {
     /// The instance made ahead, if one is ready, given the request's `deadline`.
     pub(crate) fn take_warm(&self, deadline: Instant) -> Option<Warm> {
         let mut slot = self.warm.lock().unwrap_or_else(|e| e.into_inner());
-        let WarmSlot::Ready(_) = &*slot else {
-            return None;
-        };
-        let WarmSlot::Ready(mut warm) = std::mem::take(&mut *slot) else {
-            unreachable!("checked above");
+        let mut warm = match std::mem::take(&mut *slot) {
+            WarmSlot::Ready(warm) => warm,
+            // Empty, or being made: left as it was.
+            other => {
+                *slot = other;
+                return None;
+            }
         };
         let state = warm.store.data_mut();
         state.deadline = Some(deadline);
