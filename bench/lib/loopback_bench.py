@@ -15,7 +15,11 @@ kernel's loopback TCP under wasmtime, in three parts:
            (crashy-service, MODE=trap), backoff excluded. hearth only.
 
 Every server process is pinned to CPU 1 (`taskset -c 1`; hearth with
-`--workers 1`) and wrk to CPU 0. Only 127.0.0.1 is used.
+`--workers 1`) and wrk to CPU 0. Only 127.0.0.1 is used. With `--workers N`
+(N > 1), the cache part runs hearth twice on the same CPUs (`--server-cpus`):
+its services on the workers, with their connections steered there (the
+default), and `--service-threads` (a thread per service, connections on any
+worker), to show what the cross-thread wake-ups cost.
 
 Usually run through `bench/loopback`, which installs and builds what is needed.
 """
@@ -77,7 +81,7 @@ set_log_prefix("loopback-bench")
 
 
 class Hearth(Process):
-    """`hearth run --workers 1` pinned to the server CPU, with an admin API."""
+    """`hearth run --workers N` (default 1) pinned to the server CPUs, with an admin API."""
 
     def __init__(
         self,
@@ -91,11 +95,13 @@ class Hearth(Process):
         self.http_port = free_port()
         self.admin_port = free_port()
         argv = [
-            str(args.hearth), "run", "--workers", "1",
+            str(args.hearth), "run", "--workers", str(args.workers),
             "--http", f"{HOST}:{self.http_port}", "--admin", f"{HOST}:{self.admin_port}",
             "--cache-dir", str(args.cache_dir.resolve()), *extra, str(manifest),
         ]  # fmt: skip
-        super().__init__(name, pinned(argv), log_dir / f"{name}.log", {"RUST_LOG": "warn", **(env or {})})
+        super().__init__(
+            name, pinned(argv, args.server_cpus), log_dir / f"{name}.log", {"RUST_LOG": "warn", **(env or {})}
+        )
 
     def service(self, workload: str) -> dict | None:
         """The workload's `service` block from `GET /v1/workloads`, or None."""
@@ -276,12 +282,13 @@ def counter(reply: str) -> int:
     return int(parts[1]) if len(parts) == 2 and parts[0] == "VALUE" else 0
 
 
-def cache_hearth(args: argparse.Namespace, tmp: Path) -> dict:
-    log(f"cache: hearth: starting (pinned to CPU {SERVER_CPU}, --workers 1)")
-    h = Hearth(args, "hearth-cache", cache_manifest(args, tmp), tmp)
+def cache_hearth(args: argparse.Namespace, tmp: Path, extra: tuple[str, ...] = ()) -> dict:
+    name = "hearth" + "".join(f" {e}" for e in extra)
+    log(f"cache: {name}: starting (pinned to CPUs {args.server_cpus}, --workers {args.workers})")
+    h = Hearth(args, "hearth-cache" + "".join(extra), cache_manifest(args, tmp), tmp, extra)
     try:
         h.wait_listening("cache", CACHE_PORT_IN_WORKLOAD)
-        r = cache_load(args, "hearth", h.http_port)
+        r = cache_load(args, name, h.http_port)
         h.check_alive()
         return r
     finally:
@@ -316,6 +323,10 @@ def bench_cache(args: argparse.Namespace, tmp: Path) -> dict:
     out["hearth"] = cache_hearth(args, tmp)
     w = out.get("wasmtime")
     out["ratio_rps"] = out["hearth"]["rps"] / w["rps"] if w and w["rps"] else None
+    if args.workers > 1:
+        apart = cache_hearth(args, tmp, ("--service-threads",))
+        out["hearth_service_threads"] = apart
+        out["ratio_steered_rps"] = out["hearth"]["rps"] / apart["rps"] if apart["rps"] else None
     return out
 
 
@@ -544,10 +555,15 @@ def print_report(args: argparse.Namespace, results: dict, target_rows: list[dict
         print(
             f"1. Cache pair: HTTP -> component -> new TCP connection per request -> service\n"
             f"   (wrk -t1 -c{args.connections} -d{fmt_duration(args.duration)} GET /incr/k after "
-            f"{fmt_duration(args.warmup)} warm-up; servers on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU})"
+            f"{fmt_duration(args.warmup)} warm-up; servers on CPUs {args.server_cpus}, wrk on CPU {CLIENT_CPU}; "
+            f"hearth --workers {args.workers})"
         )
         print(f"   {'contender':<40} {'req/s':>10} {'p50 µs':>9} {'p99 µs':>9}  notes")
-        labels = (("wasmtime", "wasmtime serve + run (kernel loopback)"), ("hearth", "hearth (virtual pipes)"))
+        labels = (
+            ("wasmtime", "wasmtime serve + run (kernel loopback)"),
+            ("hearth", "hearth (virtual pipes)"),
+            ("hearth_service_threads", "hearth --service-threads"),
+        )
         for key, label in labels:
             if key in c:
                 r = c[key]
@@ -555,6 +571,8 @@ def print_report(args: argparse.Namespace, results: dict, target_rows: list[dict
                     f"   {label:<40} {r['rps']:>10,.0f} {r['p50_us']:>9,.0f} {r['p99_us']:>9,.0f}  {wrk_notes(r)}"
                 )
         print(f"   {'hearth / wasmtime':<40} {fmt_ratio(c['ratio_rps']):>10}")
+        if "ratio_steered_rps" in c:
+            print(f"   {'hearth / hearth --service-threads':<40} {fmt_ratio(c['ratio_steered_rps']):>10}")
         print()
     if "net" in results:
         n = results["net"]
@@ -611,6 +629,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=10, help="cache: seconds of measured wrk load (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="cache: seconds of wrk warm-up (default 2)")
     p.add_argument("--connections", type=int, default=16, help="cache: wrk connections (default 16)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="hearth --workers (default 1); above 1 the cache part also runs hearth --service-threads",
+    )
+    p.add_argument(
+        "--server-cpus", default=SERVER_CPU, help=f"CPUs hearth is pinned to (taskset -c; default {SERVER_CPU})"
+    )
     p.add_argument("--rtt-n", type=int, default=2000, help="net: round trips per request (default 2000)")
     p.add_argument("--rtt-requests", type=int, default=5, help="net: round-trip requests, median taken (default 5)")
     p.add_argument("--bulk-mib", type=int, default=64, help="net: MiB per bulk request (default 64)")
@@ -627,8 +654,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
 
-    if args.duration <= 0 or args.warmup < 0 or args.connections < 1:
-        p.error("--duration and --connections must be positive and --warmup non-negative")
+    if args.duration <= 0 or args.warmup < 0 or args.connections < 1 or args.workers < 1:
+        p.error("--duration, --connections and --workers must be positive and --warmup non-negative")
     for name in ("rtt_n", "rtt_requests", "bulk_mib", "bulk_requests", "restart_runs"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be positive")
@@ -708,9 +735,9 @@ def main(argv: list[str]) -> int:
         "machine": info,
         "config": {
             "parts": args.only,
-            "server_cpu": int(SERVER_CPU),
+            "server_cpus": args.server_cpus,
             "client_cpu": int(CLIENT_CPU),
-            "hearth_workers": 1,
+            "hearth_workers": args.workers,
             "wasmtime_flags": {
                 "service": "run -Sinherit-network -Stcp",
                 "component": "serve -Scli -Sinherit-network -Stcp",

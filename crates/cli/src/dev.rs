@@ -100,7 +100,10 @@ async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         crate::run::engine_options(&args.host, true, true, std::net::Ipv4Addr::LOCALHOST.into());
     let runtime = Arc::new(Runtime::new(options)?);
     let mut ingress = Ingress::workers(1)?;
-    runtime.place_services_on(ingress.handle(0));
+    runtime.use_workers(
+        ingress.handles(),
+        hearth_runtime::ServicePlacement::OnWorkers,
+    );
     let deployed = Arc::new(Deployed::new(Vec::new()));
     let drain = Duration::from_secs(5);
     let host = Arc::new(crate::run::host_workloads(

@@ -5,7 +5,7 @@
 use crate::logging::{self, LogFormat};
 use crate::{EXIT_FAILED, EXIT_INVALID};
 use hearth_http::{AdminApi, Deployed, Ingress, ServeOptions};
-use hearth_runtime::{EngineOptions, Runtime, Workloads};
+use hearth_runtime::{EngineOptions, Runtime, ServicePlacement, Workloads};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +78,13 @@ pub struct RunArgs {
     /// this process may run on.
     #[arg(long)]
     workers: Option<usize>,
+    /// Run each service on a thread of its own instead of on an HTTP worker. By default a
+    /// service runs on the worker with the fewest services, and its workload's connections
+    /// are served there, so that a component and its service share a thread; this spreads
+    /// the workload's requests over every worker instead, at the cost of cross-thread
+    /// wake-ups on each connection to the service.
+    #[arg(long)]
+    service_threads: bool,
     /// Allocate instances on demand instead of from a pre-reserved pool.
     #[arg(long)]
     no_pooling: bool,
@@ -143,16 +150,18 @@ async fn serve(
         args.publish_addr,
     ))?);
 
-    // HTTP workers start idle. When everything shares one core, services run on the worker's
-    // runtime too, so a request to a service needs no cross-thread wake-ups.
+    // HTTP workers start idle, so that services can be placed on them before serving begins:
+    // each on one worker, with its workload's connections steered there (`placement.rs`).
     let threads = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut ingress = Ingress::workers(threads)?;
-    if threads == 1 {
-        runtime.place_services_on(ingress.handle(0));
-    }
-    runtime.deliver_on((0..ingress.len()).map(|i| ingress.handle(i)).collect());
+    let services = if args.service_threads {
+        ServicePlacement::OwnThreads
+    } else {
+        ServicePlacement::OnWorkers
+    };
+    runtime.use_workers(ingress.handles(), services);
     let deployed = Arc::new(Deployed::new(Vec::new()));
     let drain = Duration::from_secs(args.drain_timeout);
     let workloads = Arc::new(host_workloads(

@@ -125,7 +125,7 @@ enum Phase {
 }
 
 /// The answer to an HTTP/1 client whose head did not arrive in time.
-const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 57\r\n\r\n408 Request Timeout: the request head did not arrive in time\n";
+pub(crate) const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 57\r\n\r\n408 Request Timeout: the request head did not arrive in time\n";
 
 /// A connection's stream under the watchdog.
 pub(crate) struct Watched<S> {

@@ -14,6 +14,7 @@ mod metrics_listener;
 mod responses;
 mod router;
 mod server;
+mod steer;
 mod tls;
 
 pub use admin::{

@@ -57,6 +57,16 @@ impl Deployed {
     pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<Arc<ComponentRuntime>> {
         self.current.load().lookup(host, path).cloned()
     }
+
+    /// Whether any route's workload has a home worker (see [`Router::home_of`]).
+    pub fn any_homed(&self) -> bool {
+        self.current.load().homed > 0
+    }
+
+    /// The home worker of the workload serving `path` on `host`, as of now.
+    pub fn home_of(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        self.current.load().home_of(host, path)
+    }
 }
 
 /// The routing table of a set of running workloads. Immutable once served: a changed copy
@@ -65,6 +75,8 @@ impl Deployed {
 pub struct Router {
     by_host: imbl::HashMap<String, Routes>,
     any_host: Routes,
+    /// Routes whose workload has a home worker: none, and the ingress need not look.
+    homed: usize,
 }
 
 /// One host's routes, longest prefix first.
@@ -76,6 +88,10 @@ struct Route {
     prefix: String,
     targets: Vec<Arc<ComponentRuntime>>,
     next: AtomicUsize,
+    /// The HTTP worker its (first) workload's service runs on, where its connections are
+    /// best served. Replicas sharing a route may live on different workers: a connection
+    /// can be steered to one of them only.
+    home: Option<usize>,
 }
 
 impl Route {
@@ -99,20 +115,25 @@ impl Router {
 
     /// Adds the routes of `workload`'s components.
     fn add(&mut self, workload: &RunningWorkload) {
+        let home = workload.home();
         for c in &workload.components {
             let Some(route) = c.route() else { continue };
             let key = RouteKey::new(route.host.as_deref(), &route.path);
+            let mut homed = 0;
             self.edit(key.host, |routes| {
                 // The lifecycle lets only replicas of one deployment share a route.
-                let (targets, next) = match routes.iter().position(|r| r.prefix == key.path) {
+                let (targets, next, home) = match routes.iter().position(|r| r.prefix == key.path) {
                     Some(i) => {
                         let shared = routes.remove(i);
                         let mut targets = shared.targets.clone();
                         targets.push(Arc::clone(c));
-                        (targets, shared.next.load(Ordering::Relaxed))
+                        homed -= isize::from(shared.home.is_some());
+                        let next = shared.next.load(Ordering::Relaxed);
+                        (targets, next, shared.home.or(home))
                     }
-                    None => (vec![Arc::clone(c)], 0),
+                    None => (vec![Arc::clone(c)], 0, home),
                 };
+                homed += isize::from(home.is_some());
                 let at = routes
                     .iter()
                     .position(|r| r.prefix.len() < key.path.len())
@@ -123,9 +144,11 @@ impl Router {
                         prefix: key.path.clone(),
                         targets,
                         next: AtomicUsize::new(next),
+                        home,
                     }),
                 );
             });
+            self.homed = self.homed.saturating_add_signed(homed);
         }
     }
 
@@ -134,10 +157,12 @@ impl Router {
         for c in &workload.components {
             let Some(route) = c.route() else { continue };
             let key = RouteKey::new(route.host.as_deref(), &route.path);
+            let mut homed = 0;
             self.edit(key.host, |routes| {
                 let Some(i) = routes.iter().position(|r| r.prefix == key.path) else {
                     return;
                 };
+                homed -= isize::from(routes[i].home.is_some());
                 let targets: Vec<_> = routes[i]
                     .targets
                     .iter()
@@ -146,15 +171,20 @@ impl Router {
                     .collect();
                 if targets.is_empty() {
                     routes.remove(i);
-                } else {
-                    let next = routes[i].next.load(Ordering::Relaxed);
-                    routes[i] = Arc::new(Route {
-                        prefix: key.path.clone(),
-                        targets,
-                        next: AtomicUsize::new(next),
-                    });
+                    return;
                 }
+                // The home of a replica still there (its first with one).
+                let home = targets.iter().find_map(|t| t.home());
+                homed += isize::from(home.is_some());
+                let next = routes[i].next.load(Ordering::Relaxed);
+                routes[i] = Arc::new(Route {
+                    prefix: key.path.clone(),
+                    targets,
+                    next: AtomicUsize::new(next),
+                    home,
+                });
             });
+            self.homed = self.homed.saturating_add_signed(homed);
         }
     }
 
@@ -181,6 +211,24 @@ impl Router {
             return Some(hit);
         }
         longest(&self.any_host, path)
+    }
+
+    /// The home worker of the workload serving `path` on `host`, if it has one; the round
+    /// robin over replicas is not advanced.
+    pub fn home_of(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        if self.homed == 0 {
+            return None;
+        }
+        if let Some(host) = host.map(bare_host)
+            && let Some(routes) = self.by_host.get(host.as_ref())
+            && let Some(route) = routes.iter().find(|r| prefix_matches(&r.prefix, path))
+        {
+            return route.home;
+        }
+        self.any_host
+            .iter()
+            .find(|r| prefix_matches(&r.prefix, path))
+            .and_then(|r| r.home)
     }
 
     /// Whether any route exists at all.

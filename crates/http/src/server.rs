@@ -9,6 +9,7 @@ use crate::forward::{self, Forward};
 use crate::limits::{self, ClientLimits, Gate, HYPER_MAX_HEADERS, HYPER_MIN_BUF};
 use crate::responses;
 use crate::router::Deployed;
+use crate::steer::{Handoff, Prefixed, Steered, Steering};
 use crate::tls::Tls;
 use hearth_runtime::OutgoingBody;
 use http::{Request, Response};
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// How the ingress behaves at shutdown, what a client may do, whether it speaks TLS, and
 /// where requests without a local route go.
@@ -75,6 +76,9 @@ struct Job {
     options: ServeOptions,
     /// Shared by every worker: the connection limits are the host's.
     gate: Arc<Gate>,
+    /// With several workers and plain HTTP: the other workers, and this one's inbox of
+    /// connections they hand over (`steer.rs`).
+    steer: Option<(Steering, mpsc::UnboundedReceiver<Handoff>)>,
 }
 
 impl Ingress {
@@ -126,6 +130,11 @@ impl Ingress {
         self.workers[i % self.workers.len()].handle.clone()
     }
 
+    /// Every worker's runtime, in order.
+    pub fn handles(&self) -> Vec<tokio::runtime::Handle> {
+        self.workers.iter().map(|w| w.handle.clone()).collect()
+    }
+
     /// How many workers there are.
     pub fn len(&self) -> usize {
         self.workers.len()
@@ -152,7 +161,21 @@ impl Ingress {
             listeners.push(reuseport_listener(addr)?);
         }
         let gate = Gate::new(&options.limits);
-        for (worker, listener) in self.workers.iter_mut().zip(listeners) {
+        let steered = self.workers.len() > 1 && options.tls.is_none();
+        let (inboxes, mut inboxes_rx): (Vec<_>, Vec<_>) = (0..self.workers.len())
+            .filter(|_| steered)
+            .map(|_| mpsc::unbounded_channel())
+            .unzip();
+        let inboxes: Arc<[mpsc::UnboundedSender<Handoff>]> = inboxes.into();
+        inboxes_rx.reverse();
+        for (me, (worker, listener)) in self.workers.iter_mut().zip(listeners).enumerate() {
+            let steer = inboxes_rx.pop().map(|inbox| {
+                let steering = Steering {
+                    me,
+                    inboxes: Arc::clone(&inboxes),
+                };
+                (steering, inbox)
+            });
             if let Some(job) = worker.job.take() {
                 let _ = job.send(Job {
                     listener,
@@ -160,6 +183,7 @@ impl Ingress {
                     stop: stop.clone(),
                     options: options.clone(),
                     gate: Arc::clone(&gate),
+                    steer,
                 });
             }
         }
@@ -209,7 +233,15 @@ async fn run_job(job: Job) -> bool {
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
-    serve_gated(listener, job.router, shutdown, job.options, job.gate).await
+    serve_gated(
+        listener,
+        job.router,
+        shutdown,
+        job.options,
+        job.gate,
+        job.steer,
+    )
+    .await
 }
 
 fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -249,7 +281,7 @@ pub async fn serve(
     options: ServeOptions,
 ) -> bool {
     let gate = Gate::new(&options.limits);
-    serve_gated(listener, router, shutdown, options, gate).await
+    serve_gated(listener, router, shutdown, options, gate, None).await
 }
 
 /// Serves one connection over `io` as the ingress serves an accepted one (the limits, the
@@ -271,6 +303,8 @@ struct Shared {
     forward: Option<Arc<dyn Forward>>,
     builder: auto::Builder<TokioExecutor>,
     timeouts: Timeouts,
+    /// The longest request head a client may send.
+    max_head: usize,
 }
 
 impl Shared {
@@ -284,6 +318,7 @@ impl Shared {
                 header: limits.header_timeout,
                 idle: limits.idle_timeout,
             },
+            max_head: limits.max_header_bytes,
         })
     }
 }
@@ -294,14 +329,20 @@ async fn serve_gated(
     shutdown: impl Future<Output = ()>,
     options: ServeOptions,
     gate: Arc<Gate>,
+    steer: Option<(Steering, mpsc::UnboundedReceiver<Handoff>)>,
 ) -> bool {
     let graceful = GracefulShutdown::new();
     let shared = Shared::new(router, &options);
     let acceptor = options.tls.as_ref().map(|tls| tls.acceptor());
+    let (steering, mut inbox) = steer.unzip();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             conn = accept(&listener, "ingress") => conn,
+            handoff = handed_over(&mut inbox) => {
+                serve_handed_over(handoff, Arc::clone(&shared), graceful.watcher());
+                continue;
+            }
             () = &mut shutdown => break,
         };
         let admitted = match gate.admit(peer.ip()) {
@@ -319,19 +360,37 @@ async fn serve_gated(
         let shared = Arc::clone(&shared);
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
+        // Only while some workload has a home worker is a first head worth reading here.
+        let steering = steering.clone().filter(|_| shared.router.any_homed());
         tokio::spawn(async move {
-            let _admitted = admitted;
-            let Some(acceptor) = acceptor else {
+            if let Some(acceptor) = acceptor {
+                let _admitted = admitted;
+                let handshake = acceptor.accept(stream);
+                match tokio::time::timeout(shared.timeouts.header, handshake).await {
+                    Ok(Ok(stream)) => {
+                        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        connection(stream, true, h2, shared, watcher, peer).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+                return;
+            }
+            let Some(steering) = steering else {
+                let _admitted = admitted;
                 return connection(stream, false, false, shared, watcher, peer).await;
             };
-            let handshake = acceptor.accept(stream);
-            match tokio::time::timeout(shared.timeouts.header, handshake).await {
-                Ok(Ok(stream)) => {
-                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    connection(stream, true, h2, shared, watcher, peer).await;
+            let limits = (shared.timeouts.header, shared.max_head);
+            match steering
+                .steer(stream, peer, admitted, &shared.router, limits)
+                .await
+            {
+                Steered::Here(io, admitted) => {
+                    let _admitted = admitted;
+                    connection(io, false, false, shared, watcher, peer).await;
                 }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                Steered::Away => {}
+                Steered::TimedOut => tracing::debug!(%peer, "first request head timed out"),
             }
         });
     }
@@ -347,6 +406,47 @@ async fn serve_gated(
             false
         }
     }
+}
+
+/// The next connection another worker hands over; never, without an inbox.
+async fn handed_over(inbox: &mut Option<mpsc::UnboundedReceiver<Handoff>>) -> Handoff {
+    match inbox {
+        Some(rx) => match rx.recv().await {
+            Some(handoff) => handoff,
+            // Every worker holds a sender, its own too: not before the runtime ends.
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves a connection another worker accepted, from the bytes it read on.
+fn serve_handed_over(handoff: Handoff, shared: Arc<Shared>, watcher: Watcher) {
+    let Handoff {
+        stream,
+        head,
+        peer,
+        admitted,
+    } = handoff;
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "cannot take over a steered connection");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        let _admitted = admitted;
+        connection(
+            Prefixed::new(head, stream),
+            false,
+            false,
+            shared,
+            watcher,
+            peer,
+        )
+        .await;
+    });
 }
 
 /// The HTTP/1.1 and HTTP/2 server settings `limits` asks for.

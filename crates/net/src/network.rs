@@ -71,7 +71,16 @@ pub struct Network {
     limits: NetLimits,
     /// When a limit was last logged (seconds since the Unix epoch): at most once a second.
     warned_at: AtomicU64,
+    /// Connections made from a thread other than their listener's (see
+    /// [`Network::connections_across_threads`]).
+    across_threads: AtomicU64,
+    /// The host worker its listeners run on, if the host pinned them to one ([`NO_HOME`]
+    /// when not).
+    home: AtomicUsize,
 }
+
+/// [`Network::home`]'s "none".
+const NO_HOME: usize = usize::MAX;
 
 enum TcpEntry {
     /// Bound but not (yet) listening: the port is taken, connections are refused.
@@ -110,7 +119,29 @@ impl Network {
             outgoing_http: Arc::new(AtomicUsize::new(0)),
             limits,
             warned_at: AtomicU64::new(0),
+            across_threads: AtomicU64::new(0),
+            home: AtomicUsize::new(NO_HOME),
         })
+    }
+
+    /// The host worker (by the host's own numbering) that runs the workload's listening
+    /// service, if the host placed it on one: connections to the workload are best served
+    /// there, so that each virtual connection's two ends share a thread.
+    pub fn home(&self) -> Option<usize> {
+        Some(self.home.load(Ordering::Relaxed)).filter(|&h| h != NO_HOME)
+    }
+
+    /// Records where the workload's service runs now (see [`Network::home`]).
+    pub fn set_home(&self, worker: Option<usize>) {
+        self.home
+            .store(worker.unwrap_or(NO_HOME), Ordering::Relaxed);
+    }
+
+    /// Virtual connections made so far from a thread other than the one their listener was
+    /// opened on: each of those wakes another thread for every write that the far end waits
+    /// for. A counter for metrics and tests; the thread check costs one thread-local read.
+    pub fn connections_across_threads(&self) -> u64 {
+        self.across_threads.load(Ordering::Relaxed)
     }
 
     /// Logs that the workload ran into `what`'s limit, at most once a second.
@@ -185,6 +216,9 @@ impl Network {
         if self.open_connections() >= limit {
             self.at_limit("virtual connections", limit);
             return Err(ConnectError::Limit(limit));
+        }
+        if backlog.owner != std::thread::current().id() {
+            self.across_threads.fetch_add(1, Ordering::Relaxed);
         }
         let (client, server) =
             pipe::duplex_counted(Some(OpenConnection::new(&self.open_connections)));
@@ -278,6 +312,7 @@ impl TcpPort {
         let backlog = Arc::new(Backlog {
             family,
             port: self.port,
+            owner: std::thread::current().id(),
             state: Mutex::new(BacklogState {
                 queue: VecDeque::new(),
                 capacity,
@@ -344,6 +379,8 @@ pub(crate) struct PendingConn {
 pub(crate) struct Backlog {
     family: IpAddressFamily,
     port: u16,
+    /// The thread that opened it (the one its accepts are expected on).
+    owner: std::thread::ThreadId,
     state: Mutex<BacklogState>,
 }
 

@@ -30,6 +30,7 @@ mod lifecycle;
 pub mod logs;
 pub mod metrics;
 mod outgoing_http;
+mod placement;
 pub mod plan;
 mod publish;
 mod service;
@@ -47,6 +48,7 @@ pub use invoke::InvokeError;
 pub use invoke::http::{Https, OutgoingBody};
 pub use invoke::warm::DEFAULT_WARM_INSTANCES;
 pub use lifecycle::{Applied, ApplyError, Fetch, FetchFuture, Publish, Workloads};
+pub use placement::ServicePlacement;
 pub use plan::Plan;
 pub use publish::PublishedPort;
 pub use service::{ExitKind, ServiceRuntime, ServiceState, ServiceStatus};
@@ -63,12 +65,10 @@ pub struct Runtime {
     linker: wasmtime::component::Linker<InvocationState>,
     interfaces: hearth_interfaces::HostInterfaces,
     publish_ip: std::net::IpAddr,
-    /// Where services run; `None` gives each its own thread.
-    service_place: std::sync::Mutex<Option<tokio::runtime::Handle>>,
     /// How many HTTP instances may be made ahead of their requests, host-wide.
     warm: std::sync::Arc<invoke::warm::WarmBudget>,
-    /// The HTTP workers' runtimes, over which shared subscriptions are spread.
-    workers: std::sync::Mutex<Vec<tokio::runtime::Handle>>,
+    /// The HTTP workers' runtimes: where services run and shared subscriptions are spread.
+    workers: std::sync::Mutex<std::sync::Arc<placement::Workers>>,
 }
 
 impl Runtime {
@@ -88,14 +88,13 @@ impl Runtime {
         Ok(Self {
             interfaces: hearth_interfaces::HostInterfaces::new(),
             publish_ip: options.publish_ip,
-            service_place: std::sync::Mutex::new(None),
             // An eighth of the pool at most, so they never crowd out requests.
             warm: invoke::warm::WarmBudget::new(
                 options
                     .warm_instances
                     .min(options.max_instances as usize / 8),
             ),
-            workers: std::sync::Mutex::new(Vec::new()),
+            workers: std::sync::Mutex::default(),
             compiler: cache::CompilePool::new()?,
             engine,
             cache,
@@ -103,45 +102,25 @@ impl Runtime {
         })
     }
 
-    /// Runs services deployed from now on as tasks on `handle` instead of on threads of their
-    /// own: for a host confined to one core, where a service sharing the HTTP worker's
-    /// runtime saves two cross-thread wake-ups per request to it.
-    pub fn place_services_on(&self, handle: tokio::runtime::Handle) {
-        *self
-            .service_place
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle);
-    }
-
-    /// Spreads the message deliveries of workloads deployed from now on over `workers` (the
-    /// HTTP workers' runtimes) where their broker can share a subscription (NATS): one
-    /// subscription per worker, so a message is read, delivered and handled on one thread.
-    pub fn deliver_on(&self, workers: Vec<tokio::runtime::Handle>) {
+    /// Puts the work of workloads deployed from now on onto `workers` (the HTTP workers'
+    /// runtimes): their services, as `services` says (`placement.rs`), and their message
+    /// deliveries, where the broker can share a subscription (NATS): one subscription per
+    /// worker, so a message is read, delivered and handled on one thread.
+    pub fn use_workers(&self, workers: Vec<tokio::runtime::Handle>, services: ServicePlacement) {
         *self
             .workers
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = workers;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            std::sync::Arc::new(placement::Workers::new(workers, services));
     }
 
-    pub(crate) fn workers(&self) -> Vec<tokio::runtime::Handle> {
-        self.workers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    pub(crate) fn service_place(&self) -> Option<tokio::runtime::Handle> {
-        self.service_place
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Where a workload's background tasks (deliveries, published ports) run: beside the
-    /// services when they share a runtime, else on the caller's.
-    pub(crate) fn place(&self) -> tokio::runtime::Handle {
-        self.service_place()
-            .unwrap_or_else(tokio::runtime::Handle::current)
+    pub(crate) fn workers(&self) -> std::sync::Arc<placement::Workers> {
+        std::sync::Arc::clone(
+            &self
+                .workers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// The engine, for callers that need its configuration.

@@ -198,6 +198,8 @@ pub fn collect(workloads: &[Arc<RunningWorkload>], pool_size: u32) {
     for w in workloads {
         gauge!("hearth_virtual_connections", "workload" => w.name.to_string())
             .set(w.network.open_connections() as f64);
+        counter!("hearth_virtual_connections_across_threads_total", "workload" => w.name.to_string())
+            .absolute(w.network.connections_across_threads());
         for c in &w.components {
             let stats = c.stats();
             gauge!(

@@ -4,9 +4,10 @@
 //!
 //! Everything an incarnation holds lives in its store, so dropping the store releases it: its
 //! listening ports (the next incarnation can bind them at once), its connections (peers see
-//! EOF), its memory. Each service runs on its own thread so a busy or crash-looping service
-//! cannot slow the HTTP workers or other services. Published host ports belong to the
-//! workload (`publish.rs`), not to the service, so they outlive a service replaced by an update.
+//! EOF), its memory. A service runs on an HTTP worker, its home (`placement.rs`), yielding at
+//! the fine epoch tick so that a long turn cannot hold the worker; or, with
+//! `--service-threads`, on a thread of its own. Published host ports belong to the workload
+//! (`publish.rs`), not to the service, so they outlive a service replaced by an update.
 
 use crate::publish::PublishedPort;
 use crate::state::{GuestLimit, InvocationState, StateTemplate};
@@ -62,6 +63,9 @@ pub struct ServiceStatus {
     pub listening: Vec<u16>,
     /// Host ports spliced into its ports.
     pub published: Vec<PublishedPort>,
+    /// The HTTP worker it runs on (its workload's connections are served there too), or
+    /// `None` for a thread of its own.
+    pub worker: Option<usize>,
 }
 
 /// How an incarnation ended, as a class (a metric label; the words are in `last_exit`).
@@ -99,6 +103,8 @@ pub struct ServiceRuntime {
     /// Its code, held so the compile cache shares it while it runs.
     _code: Arc<crate::cache::Code>,
     status: Mutex<Supervised>,
+    /// The worker it runs on, if any; counted there until the service is dropped.
+    home: std::sync::OnceLock<crate::placement::Home>,
     stop: watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
@@ -124,6 +130,7 @@ impl ServiceRuntime {
                 last_exit: None,
                 running_since: None,
             }),
+            home: std::sync::OnceLock::new(),
             stop: watch::channel(false).0,
             thread: Mutex::new(None),
             done: Mutex::new(None),
@@ -145,14 +152,20 @@ impl ServiceRuntime {
             uptime_seconds: status.running_since.map(|t| t.elapsed().as_secs_f64()),
             listening: self.network.listening_ports(),
             published,
+            worker: self.worker(),
         }
     }
 
-    /// Starts the supervisor (once): on `place` when given (a runtime shared with the HTTP
-    /// worker when everything runs on one core), else on a thread of its own.
+    /// The HTTP worker it runs on, if it has one.
+    pub fn worker(&self) -> Option<usize> {
+        self.home.get().map(|h| h.worker)
+    }
+
+    /// Starts the supervisor (once): on its `home` worker when given, else on a thread of
+    /// its own.
     pub(crate) fn start(
         self: &Arc<Self>,
-        place: Option<tokio::runtime::Handle>,
+        home: Option<crate::placement::Home>,
     ) -> std::io::Result<()> {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         *lock(&self.done) = Some(done_rx);
@@ -161,13 +174,14 @@ impl ServiceRuntime {
             this.supervise().await;
             let _ = done_tx.send(());
         };
-        if let Some(handle) = place {
+        if let Some(home) = home {
             // Sharing a thread with HTTP requests: guests there yield at the fine tick.
             let fine = crate::engine::FineTicks::hold();
-            handle.spawn(async move {
+            home.handle.spawn(async move {
                 let _fine = fine;
                 supervise.await;
             });
+            let _ = self.home.set(home);
             return Ok(());
         }
         let rt = tokio::runtime::Builder::new_current_thread()

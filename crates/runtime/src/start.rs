@@ -24,7 +24,23 @@ pub(crate) async fn start(
     previous: Option<&Arc<RunningWorkload>>,
 ) -> Result<RunningWorkload, DeployError> {
     let workload = &built.plan.workload;
-    let place = rt.place();
+    // The worker the service will run on, chosen first: its workload's published ports and
+    // deliveries go beside it. A new service keeps its predecessor's worker, so connections
+    // already steered there stay right.
+    let workers = rt.workers();
+    let previous_home = previous.and_then(|p| p.home());
+    let (home, home_worker) = match (&built.service, built.keep_service) {
+        (_, true) => (None, previous_home),
+        (Some(_), false) => {
+            let home = workers.home(previous_home);
+            let worker = home.as_ref().map(|h| h.worker);
+            (home, worker)
+        }
+        (None, false) => (None, None),
+    };
+    let place = home_worker.map_or_else(tokio::runtime::Handle::current, |w| {
+        workers.handles()[w].clone()
+    });
     let published = Publishers::update(
         workload,
         previous.map(|p| p.published.as_ref()),
@@ -32,7 +48,11 @@ pub(crate) async fn start(
         rt.publish_ip,
         &place,
     )?;
-    let subscriptions = match subscribe(rt, &built, &place).await {
+    let spread = match home_worker {
+        Some(w) => &workers.handles()[w..=w],
+        None => workers.handles(),
+    };
+    let subscriptions = match subscribe(&built, (spread, home_worker.is_some()), &place).await {
         Ok(tasks) => tasks,
         Err(e) => {
             published.retire(previous.map_or(&Publishers::default(), |p| &p.published));
@@ -43,7 +63,7 @@ pub(crate) async fn start(
         keep_service(previous, &built.components, built.callees)
     } else {
         let new = built.service;
-        match replace_service(rt, &built.plan.workload, new, &built.network, previous).await {
+        match replace_service(&built.plan.workload, new, home, &built.network, previous).await {
             Ok(service) => (service, built.callees),
             Err(e) => {
                 subscriptions
@@ -54,6 +74,7 @@ pub(crate) async fn start(
             }
         }
     };
+    built.network.set_home(home_worker);
     Ok(RunningWorkload {
         name: workload.name.as_str().into(),
         source: workload.source.file.clone(),
@@ -80,9 +101,9 @@ pub(crate) async fn start(
 /// Stops the previous version's service, if any (the new one may bind the same ports), then
 /// starts `new`, if any.
 async fn replace_service(
-    rt: &Arc<Runtime>,
     workload: &hearth_manifest::Workload,
     new: Option<crate::build::BuiltService>,
+    home: Option<crate::placement::Home>,
     network: &Arc<hearth_net::Network>,
     previous: Option<&Arc<RunningWorkload>>,
 ) -> Result<Option<Arc<ServiceRuntime>>, DeployError> {
@@ -105,7 +126,7 @@ async fn replace_service(
         Arc::clone(network),
         new.code,
     ));
-    service.start(rt.service_place()).map_err(|e| {
+    service.start(home).map_err(|e| {
         DeployError::at(
             workload,
             workload.field_of(Part::Service, "image"),
@@ -141,27 +162,27 @@ fn keep_service(
 }
 
 /// Subscribes every component with `subscriptions` to its broker and starts delivering: on
-/// every HTTP worker, each with its share of the messages, where the broker can share a
-/// subscription and there are several workers; else once, on `place`.
+/// each of `workers`, each with its share of the messages, where the broker can share a
+/// subscription (on one worker, the workload's home, too: the subscription's connection then
+/// lives there); else once, on `place`.
 async fn subscribe(
-    rt: &Runtime,
     built: &BuiltWorkload,
+    (workers, homed): (&[tokio::runtime::Handle], bool),
     place: &tokio::runtime::Handle,
 ) -> Result<Vec<tokio::task::AbortHandle>, DeployError> {
     let workload = &built.plan.workload;
-    let workers = rt.workers();
     let mut tasks = Vec::new();
     let parts = workload.spec.components.iter().zip(&built.components);
     for (i, (spec, component)) in parts.enumerate() {
         for (j, pattern) in spec.subscriptions.iter().enumerate() {
             let bound = &built.interfaces.components[i];
-            let group = match workers.len() {
-                0 | 1 => None,
+            let group = match (workers.len(), homed) {
+                (0, _) | (1, false) => None,
                 _ => hearth_interfaces::messaging::share_group(bound),
             };
             let subscribed = match group {
                 Some(group) => {
-                    subscribe_shared(bound, pattern, &group, &workers, component, &mut tasks).await
+                    subscribe_shared(bound, pattern, &group, workers, component, &mut tasks).await
                 }
                 None => hearth_interfaces::messaging::subscribe(bound, pattern)
                     .await

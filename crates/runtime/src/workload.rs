@@ -57,6 +57,12 @@ impl RunningWorkload {
         self.components.iter().map(|c| c.stats().in_flight).sum()
     }
 
+    /// The HTTP worker its service runs on, where its connections are best served (see
+    /// `placement.rs`); `None` without a service or when services have threads of their own.
+    pub fn home(&self) -> Option<usize> {
+        self.service.as_ref().and_then(|s| s.worker())
+    }
+
     /// The host ports published for its service.
     pub fn published(&self) -> Vec<crate::PublishedPort> {
         self.published.ports()
@@ -139,6 +145,10 @@ impl ComponentRuntime {
     /// The component's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+    /// The HTTP worker its workload's service runs on now, if it has one.
+    pub fn home(&self) -> Option<usize> {
+        self.template.network.home()
     }
     /// Its HTTP route, if it has one.
     pub fn route(&self) -> Option<&HttpRoute> {

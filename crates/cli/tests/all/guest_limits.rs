@@ -131,11 +131,21 @@ fn a_service_over_its_memory_limit_is_restarted_with_the_limit_as_its_last_exit(
 
 #[test]
 fn a_spinning_service_on_a_one_worker_host_leaves_http_fast() {
+    http_beside_a_spinning_service("1");
+}
+
+#[test]
+fn a_spinning_service_on_two_workers_leaves_its_workloads_http_fast() {
+    // The service runs on one worker, and its workload's connections are steered there.
+    http_beside_a_spinning_service("2");
+}
+
+fn http_beside_a_spinning_service(workers: &str) {
     let dir = TempDir::new("spin");
     let m = service_workload(&dir, "spinner", "{ MODE: spin, AFTER_MS: \"0\" }", "{}");
-    let host = Hearth::start_with(&[&m], &["--workers", "1"]);
+    let host = Hearth::start_with(&[&m], &["--workers", workers]);
     host.wait_for_log(&["crashy ending: spin"], Duration::from_secs(10));
-    // The service now computes without pause on the one worker the ingress has too.
+    // The service now computes without pause on a worker that serves HTTP too.
     let mut took: Vec<Duration> = (0..300)
         .map(|_| {
             let sent = Instant::now();
@@ -145,7 +155,7 @@ fn a_spinning_service_on_a_one_worker_host_leaves_http_fast() {
         .collect();
     took.sort();
     let (p50, p99) = (took[150], took[296]);
-    eprintln!("HTTP beside a spinning service, one worker: p50 {p50:?}, p99 {p99:?}");
+    eprintln!("HTTP beside a spinning service, {workers} worker(s): p50 {p50:?}, p99 {p99:?}");
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
     let s = wait_status(&host, "spinner", Duration::from_secs(1), |_| true);
     assert_eq!(s["state"], "running", "it spins on: {s}");

@@ -479,6 +479,66 @@ fn on_one_worker_the_service_shares_its_runtime_and_still_stops_cleanly() {
     );
 }
 
+/// The scrape's `hearth_virtual_connections_across_threads_total` for `workload`.
+fn across_threads(host: &Hearth, workload: &str) -> u64 {
+    let scrape = host.admin_get("/metrics").body;
+    let label = format!("workload=\"{workload}\"");
+    scrape
+        .lines()
+        .find(|l| {
+            l.starts_with("hearth_virtual_connections_across_threads_total{") && l.contains(&label)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no across-threads count for {workload} in:\n{scrape}"))
+}
+
+#[test]
+fn on_two_workers_a_components_connections_to_its_service_stay_on_one_thread() {
+    let dir = TempDir::new("homed");
+    let m = dir.write("w.yaml", cache_workload("homed", "homed.localhost"));
+    let host = Hearth::start_with(&[&m], &["--workers", "2"]);
+    let s = wait_status(&host, "homed", Duration::from_secs(10), |s| {
+        listening_on(s, 6380)
+    });
+    assert!(s["worker"] == 0 || s["worker"] == 1, "on a worker: {s}");
+    // A new connection per request: the kernel spreads them over both workers' listeners,
+    // and each is served on the service's.
+    for i in 1..=40 {
+        let r = crate::support::request(host.http, "homed.localhost", "/incr/n");
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, format!("INT {i}\n").as_str())
+        );
+    }
+    // Four requests in one write: the first head is read to steer the connection, and the
+    // rest of the bytes go along with it.
+    let mut conn = TcpStream::connect(host.http).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let one = "GET /incr/n HTTP/1.1\r\nHost: homed.localhost\r\n\r\n";
+    let last = "GET /incr/n HTTP/1.1\r\nHost: homed.localhost\r\nConnection: close\r\n\r\n";
+    write!(conn, "{one}{one}{one}{last}").unwrap();
+    let mut answers = String::new();
+    conn.read_to_string(&mut answers).unwrap();
+    for i in 41..=44 {
+        assert!(answers.contains(&format!("INT {i}\n")), "{answers}");
+    }
+    assert_eq!(across_threads(&host, "homed"), 0);
+
+    // With a thread of its own, the same requests cross threads each time.
+    let apart = Hearth::start_with(&[&m], &["--workers", "2", "--service-threads"]);
+    let s = wait_status(&apart, "homed", Duration::from_secs(10), |s| {
+        listening_on(s, 6380)
+    });
+    assert!(s["worker"].is_null(), "{s}");
+    for i in 1..=10 {
+        let r = crate::support::request(apart.http, "homed.localhost", "/incr/n");
+        assert_eq!(r.body, format!("INT {i}\n"));
+    }
+    assert_eq!(across_threads(&apart, "homed"), 10);
+}
+
 #[test]
 fn the_loopback_rule_is_the_same_for_sockets_and_http() {
     // `app.localhost` is the workload's own loopback over `wasi:http` ...

@@ -1,0 +1,229 @@
+//! Steering: a connection whose first request goes to a workload with a home worker (the
+//! worker its service runs on) is served by that worker. The kernel spreads connections over
+//! the workers' `SO_REUSEPORT` listeners without knowing where they go; the worker that
+//! accepted one reads its first request head, routes it, and hands the socket and the bytes
+//! read to the home worker when that is another. From then on, every request on the
+//! connection, the instance serving it and its virtual connections to the service share one
+//! thread. One hand-off per connection instead of cross-thread wake-ups per request.
+//!
+//! Only plain-text HTTP/1 is steered: HTTP/2 and TLS connections are served where accepted.
+
+use crate::limits::Admitted;
+use crate::router::Deployed;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// Headers looked at in a first head; a head with more is served where it was accepted.
+const MAX_HEADERS: usize = 64;
+
+/// A connection on its way to its home worker.
+pub(crate) struct Handoff {
+    pub(crate) stream: std::net::TcpStream,
+    /// What was read of it already (at least its first request head).
+    pub(crate) head: Vec<u8>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) admitted: Admitted,
+}
+
+/// One worker's view of the others: where to send a connection that belongs elsewhere.
+#[derive(Clone)]
+pub(crate) struct Steering {
+    /// This worker's number.
+    pub(crate) me: usize,
+    pub(crate) inboxes: std::sync::Arc<[mpsc::UnboundedSender<Handoff>]>,
+}
+
+/// Where a connection just accepted goes.
+pub(crate) enum Steered {
+    /// Serve it here, from `head` on, under its admission.
+    Here(Prefixed<TcpStream>, Admitted),
+    /// Handed to another worker.
+    Away,
+    /// Its first head did not arrive in time: answered `408` and closed.
+    TimedOut,
+}
+
+impl Steering {
+    /// Reads `stream`'s first request head (within the header timeout) and hands the
+    /// connection to its workload's home worker if that is another one.
+    pub(crate) async fn steer(
+        &self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        admitted: Admitted,
+        router: &Deployed,
+        (timeout, max_head): (Duration, usize),
+    ) -> Steered {
+        let read = first_head(&mut stream, max_head);
+        let head = match tokio::time::timeout(timeout, read).await {
+            Ok(head) => head,
+            Err(_) => {
+                use tokio::io::AsyncWriteExt;
+                let _ = stream.write_all(crate::conn::REQUEST_TIMEOUT).await;
+                return Steered::TimedOut;
+            }
+        };
+        let home = target(&head).and_then(|(host, path)| router.home_of(host.as_deref(), &path));
+        let Some(inbox) = home
+            .filter(|&h| h != self.me)
+            .and_then(|h| self.inboxes.get(h))
+        else {
+            return Steered::Here(Prefixed::new(head, stream), admitted);
+        };
+        match stream.into_std() {
+            Ok(stream) => {
+                let handoff = Handoff {
+                    stream,
+                    head,
+                    peer,
+                    admitted,
+                };
+                // The receiving worker is gone only at shutdown: the connection is dropped.
+                let _ = inbox.send(handoff);
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "cannot hand a connection over"),
+        }
+        Steered::Away
+    }
+}
+
+/// Reads until `stream` holds a whole request head, `max` bytes, an error or the end:
+/// whatever was read, for hyper to make sense of (or refuse) in every case.
+async fn first_head(stream: &mut TcpStream, max: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return buf,
+            Ok(_) => {}
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Partial) if buf.len() < max => {
+                buf.reserve(1024);
+            }
+            _ => return buf,
+        }
+    }
+}
+
+/// The host (absolute-form authority, else `Host`) and path of the request starting `head`,
+/// if it is a whole HTTP/1 head.
+fn target(head: &[u8]) -> Option<(Option<String>, String)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    if !req.parse(head).ok()?.is_complete() {
+        return None;
+    }
+    let uri: http::Uri = req.path?.parse().ok()?;
+    let host = uri.authority().map(|a| a.as_str().to_string()).or_else(|| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("host"))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::to_string)
+    });
+    Some((host, uri.path().to_string()))
+}
+
+/// A stream with bytes already read from it put back in front.
+pub(crate) struct Prefixed<I> {
+    head: Vec<u8>,
+    at: usize,
+    io: I,
+}
+
+impl<I> Prefixed<I> {
+    pub(crate) fn new(head: Vec<u8>, io: I) -> Self {
+        Self { head, at: 0, io }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.head.len() {
+            let n = buf.remaining().min(this.head.len() - this.at);
+            buf.put_slice(&this.head[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.head.len() {
+                this.head = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_heads_target_comes_from_host_or_the_absolute_form() {
+        let head = b"GET /incr/n?x=1 HTTP/1.1\r\nHost: cache.localhost:8080\r\n\r\n";
+        assert_eq!(
+            target(head),
+            Some((Some("cache.localhost:8080".into()), "/incr/n".into()))
+        );
+        let head = b"GET http://a.example/p HTTP/1.1\r\nHost: b.example\r\n\r\n";
+        assert_eq!(target(head), Some((Some("a.example".into()), "/p".into())));
+        assert_eq!(target(b"GET / HTTP/1.1\r\nHost: a"), None, "partial");
+        assert_eq!(target(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None, "HTTP/2");
+        assert_eq!(target(b"GET / HTTP/1.1\r\n\r\n"), Some((None, "/".into())));
+    }
+
+    #[tokio::test]
+    async fn a_prefixed_stream_reads_its_head_then_the_rest() {
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut p = Prefixed::new(b"head ".to_vec(), b);
+        tokio::io::AsyncWriteExt::write_all(&mut a, b"rest")
+            .await
+            .unwrap();
+        drop(a);
+        let mut out = String::new();
+        p.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, "head rest");
+    }
+}
