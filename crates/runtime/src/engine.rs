@@ -1,9 +1,13 @@
 //! The wasmtime engine: configuration, the pooling allocator with its fallback, and the
 //! single epoch ticker that drives every deadline.
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, UpdateDeadline,
 };
@@ -12,33 +16,71 @@ use wasmtime::{
 /// yield to the executor) at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// The epoch's period while a service shares a thread with the HTTP requests (one worker):
-/// a service that computes without pause then holds the thread at most this long at a time.
-/// Not always: each tick wakes the ticker and makes every running guest yield once, which
-/// costs about 3 µs of CPU per hello request at 1 ms (6 %; BENCHMARKS.md).
+/// The epoch's period while a service that shares a worker with HTTP requests takes long
+/// turns: it then holds the worker at most about this long at a time. Not always: each tick
+/// wakes the ticker and makes every running guest yield once, which cost about 3 µs of CPU per
+/// hello request at 1 ms (6 %; BENCHMARKS.md).
 pub const FINE_EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Services running on a thread they share with HTTP requests.
-static SHARED_SERVICES: AtomicUsize = AtomicUsize::new(0);
+/// A service turn (one poll of its task) running this long is a long one: the epoch turns
+/// fine for [`FINE_FOR`].
+const LONG_TURN: Duration = Duration::from_millis(2);
 
-/// Keeps the epoch at [`FINE_EPOCH_TICK`] while held.
-pub(crate) struct FineTicks(());
+/// How long the epoch stays fine after a long turn.
+const FINE_FOR: Duration = Duration::from_secs(1);
 
-impl FineTicks {
-    pub(crate) fn hold() -> Self {
-        SHARED_SERVICES.fetch_add(1, Ordering::Relaxed);
-        Self(())
+/// Until when the epoch is fine, in microseconds on [`clock`].
+static FINE_UNTIL_US: AtomicU64 = AtomicU64::new(0);
+
+/// Microseconds since the first call: the clock of service turns and of [`FINE_UNTIL_US`].
+fn clock() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// When the current turn of a service sharing a worker began (see [`Turns`]).
+#[derive(Clone, Default)]
+pub(crate) struct TurnStart(Arc<AtomicU64>);
+
+impl TurnStart {
+    /// What a shared service's store does at an epoch tick: if the turn it is in has run
+    /// [`LONG_TURN`] already, the epoch turns fine (so this turn and the next ones are cut
+    /// into fine slices); then it yields, like any guest.
+    pub(crate) fn at_tick(&self) -> UpdateDeadline {
+        let now = clock();
+        if now.saturating_sub(self.0.load(Ordering::Relaxed)) >= LONG_TURN.as_micros() as u64 {
+            FINE_UNTIL_US.fetch_max(now + FINE_FOR.as_micros() as u64, Ordering::Relaxed);
+        }
+        yield_tick()
     }
 }
 
-impl Drop for FineTicks {
-    fn drop(&mut self) {
-        SHARED_SERVICES.fetch_sub(1, Ordering::Relaxed);
+/// A service's task, recording when each of its turns (polls) begins.
+pub(crate) struct Turns<F> {
+    task: Pin<Box<F>>,
+    start: TurnStart,
+}
+
+impl<F: Future> Turns<F> {
+    pub(crate) fn new(task: F, start: TurnStart) -> Self {
+        Self {
+            task: Box::pin(task),
+            start,
+        }
+    }
+}
+
+impl<F: Future> Future for Turns<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.start.0.store(clock(), Ordering::Relaxed);
+        self.task.as_mut().poll(cx)
     }
 }
 
 fn epoch_tick() -> Duration {
-    if SHARED_SERVICES.load(Ordering::Relaxed) > 0 {
+    if clock() < FINE_UNTIL_US.load(Ordering::Relaxed) {
         FINE_EPOCH_TICK
     } else {
         EPOCH_TICK
@@ -199,5 +241,21 @@ fn start_epoch_ticker(engine: &Engine) {
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "could not start the epoch ticker; deadlines will not fire");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_long_service_turn_makes_the_epoch_fine() {
+        let turn = TurnStart::default();
+        turn.0.store(clock(), Ordering::Relaxed);
+        let _ = turn.at_tick();
+        assert_eq!(epoch_tick(), EPOCH_TICK, "a turn just begun");
+        std::thread::sleep(LONG_TURN);
+        let _ = turn.at_tick();
+        assert_eq!(epoch_tick(), FINE_EPOCH_TICK, "a turn of {LONG_TURN:?}");
     }
 }

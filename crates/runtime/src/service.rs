@@ -105,6 +105,8 @@ pub struct ServiceRuntime {
     status: Mutex<Supervised>,
     /// The worker it runs on, if any; counted there until the service is dropped.
     home: std::sync::OnceLock<crate::placement::Home>,
+    /// When its current turn began, while it shares a worker.
+    turn: crate::engine::TurnStart,
     stop: watch::Sender<bool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
@@ -131,6 +133,7 @@ impl ServiceRuntime {
                 running_since: None,
             }),
             home: std::sync::OnceLock::new(),
+            turn: crate::engine::TurnStart::default(),
             stop: watch::channel(false).0,
             thread: Mutex::new(None),
             done: Mutex::new(None),
@@ -175,13 +178,10 @@ impl ServiceRuntime {
             let _ = done_tx.send(());
         };
         if let Some(home) = home {
-            // Sharing a thread with HTTP requests: guests there yield at the fine tick.
-            let fine = crate::engine::FineTicks::hold();
-            home.handle.spawn(async move {
-                let _fine = fine;
-                supervise.await;
-            });
+            // Sharing a thread with HTTP requests: a long turn makes the epoch fine.
+            let handle = home.handle.clone();
             let _ = self.home.set(home);
+            handle.spawn(crate::engine::Turns::new(supervise, self.turn.clone()));
             return Ok(());
         }
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -298,7 +298,12 @@ impl ServiceRuntime {
         store.set_epoch_deadline(1);
         // No deadline for a service, but yield to the executor every tick so its published
         // ports and pipes, and the requests sharing its thread, keep moving while it computes.
-        store.epoch_deadline_callback(|_| Ok(crate::engine::yield_tick()));
+        if self.home.get().is_some() {
+            let turn = self.turn.clone();
+            store.epoch_deadline_callback(move |_| Ok(turn.at_tick()));
+        } else {
+            store.epoch_deadline_callback(|_| Ok(crate::engine::yield_tick()));
+        }
         let command = match self.pre.instantiate_async(&mut store).await {
             Ok(c) => c,
             Err(e) => {
