@@ -144,6 +144,10 @@ pub(crate) struct Watched<S> {
     h2: bool,
     /// Bytes read so far, up to the length of the HTTP/2 preface's start.
     preface_seen: u8,
+    /// Bytes read from `io` before this wrapper (a steered connection's first head), and
+    /// how many of them were handed on.
+    ahead: Vec<u8>,
+    ahead_at: usize,
 }
 
 impl<S> Watched<S> {
@@ -159,7 +163,15 @@ impl<S> Watched<S> {
             head: None,
             h2,
             preface_seen: 0,
+            ahead: Vec::new(),
+            ahead_at: 0,
         }
+    }
+
+    /// Reads `bytes` (already read from the stream by someone else) before the stream's.
+    pub(crate) fn read_ahead(mut self, bytes: Vec<u8>) -> Self {
+        self.ahead = bytes;
+        self
     }
 
     /// Forgets the head being read once the service has taken it.
@@ -276,6 +288,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<S> {
         let this = &mut *self;
         this.sync();
         let before = buf.filled().len();
+        if this.ahead_at < this.ahead.len() {
+            let n = buf.remaining().min(this.ahead.len() - this.ahead_at);
+            buf.put_slice(&this.ahead[this.ahead_at..this.ahead_at + n]);
+            this.ahead_at += n;
+            if this.ahead_at == this.ahead.len() {
+                this.ahead = Vec::new();
+                this.ahead_at = 0;
+            }
+            this.on_bytes(&buf.filled()[before..]);
+            return Poll::Ready(Ok(()));
+        }
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {

@@ -9,7 +9,7 @@ use crate::forward::{self, Forward};
 use crate::limits::{self, ClientLimits, Gate, HYPER_MAX_HEADERS, HYPER_MIN_BUF};
 use crate::responses;
 use crate::router::Deployed;
-use crate::steer::{Handoff, Prefixed, Steered, Steering};
+use crate::steer::{Handoff, Steered, Steering};
 use crate::tls::Tls;
 use hearth_runtime::OutgoingBody;
 use http::{Request, Response};
@@ -294,7 +294,16 @@ where
     let shared = Shared::new(router, options);
     let graceful = GracefulShutdown::new();
     let peer = SocketAddr::from(([127, 0, 0, 1], 0));
-    connection(io, false, false, shared, graceful.watcher(), peer).await;
+    connection(
+        io,
+        Vec::new(),
+        false,
+        false,
+        shared,
+        graceful.watcher(),
+        peer,
+    )
+    .await;
 }
 
 /// What every connection of one listener shares.
@@ -369,7 +378,7 @@ async fn serve_gated(
                 match tokio::time::timeout(shared.timeouts.header, handshake).await {
                     Ok(Ok(stream)) => {
                         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                        connection(stream, true, h2, shared, watcher, peer).await;
+                        connection(stream, Vec::new(), true, h2, shared, watcher, peer).await;
                     }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -378,16 +387,20 @@ async fn serve_gated(
             }
             let Some(steering) = steering else {
                 let _admitted = admitted;
-                return connection(stream, false, false, shared, watcher, peer).await;
+                return connection(stream, Vec::new(), false, false, shared, watcher, peer).await;
             };
             let limits = (shared.timeouts.header, shared.max_head);
             match steering
                 .steer(stream, peer, admitted, &shared.router, limits)
                 .await
             {
-                Steered::Here(io, admitted) => {
+                Steered::Here {
+                    stream,
+                    head,
+                    admitted,
+                } => {
                     let _admitted = admitted;
-                    connection(io, false, false, shared, watcher, peer).await;
+                    connection(stream, head, false, false, shared, watcher, peer).await;
                 }
                 Steered::Away => {}
                 Steered::TimedOut => tracing::debug!(%peer, "first request head timed out"),
@@ -437,15 +450,7 @@ fn serve_handed_over(handoff: Handoff, shared: Arc<Shared>, watcher: Watcher) {
     };
     tokio::spawn(async move {
         let _admitted = admitted;
-        connection(
-            Prefixed::new(head, stream),
-            false,
-            false,
-            shared,
-            watcher,
-            peer,
-        )
-        .await;
+        connection(stream, head, false, false, shared, watcher, peer).await;
     });
 }
 
@@ -466,9 +471,11 @@ fn builder(limits: &ClientLimits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Serves one accepted (and, for HTTPS, handshaken) connection under the watchdog.
+/// Serves one accepted (and, for HTTPS, handshaken) connection under the watchdog, from
+/// `ahead` (what was read of it already) on.
 async fn connection<I>(
     io: I,
+    ahead: Vec<u8>,
     secure: bool,
     h2: bool,
     shared: Arc<Shared>,
@@ -478,7 +485,7 @@ async fn connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let state = ConnState::new();
-    let io = Watched::new(io, Arc::clone(&state), shared.timeouts, h2);
+    let io = Watched::new(io, Arc::clone(&state), shared.timeouts, h2).read_ahead(ahead);
     let service_shared = Arc::clone(&shared);
     let service = service_fn(move |mut req: Request<Incoming>| {
         let in_flight = state.begin();

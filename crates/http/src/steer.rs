@@ -10,12 +10,9 @@
 
 use crate::limits::Admitted;
 use crate::router::Deployed;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -41,8 +38,12 @@ pub(crate) struct Steering {
 
 /// Where a connection just accepted goes.
 pub(crate) enum Steered {
-    /// Serve it here, from `head` on, under its admission.
-    Here(Prefixed<TcpStream>, Admitted),
+    /// Serve it here, reading `head` first, under its admission.
+    Here {
+        stream: TcpStream,
+        head: Vec<u8>,
+        admitted: Admitted,
+    },
     /// Handed to another worker.
     Away,
     /// Its first head did not arrive in time: answered `408` and closed.
@@ -74,7 +75,11 @@ impl Steering {
             .filter(|&h| h != self.me)
             .and_then(|h| self.inboxes.get(h))
         else {
-            return Steered::Here(Prefixed::new(head, stream), admitted);
+            return Steered::Here {
+                stream,
+                head,
+                admitted,
+            };
         };
         match stream.into_std() {
             Ok(stream) => {
@@ -132,70 +137,6 @@ fn target(head: &[u8]) -> Option<(Option<String>, String)> {
     Some((host, uri.path().to_string()))
 }
 
-/// A stream with bytes already read from it put back in front.
-pub(crate) struct Prefixed<I> {
-    head: Vec<u8>,
-    at: usize,
-    io: I,
-}
-
-impl<I> Prefixed<I> {
-    pub(crate) fn new(head: Vec<u8>, io: I) -> Self {
-        Self { head, at: 0, io }
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if this.at < this.head.len() {
-            let n = buf.remaining().min(this.head.len() - this.at);
-            buf.put_slice(&this.head[this.at..this.at + n]);
-            this.at += n;
-            if this.at == this.head.len() {
-                this.head = Vec::new();
-                this.at = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.io).poll_read(cx, buf)
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,18 +153,5 @@ mod tests {
         assert_eq!(target(b"GET / HTTP/1.1\r\nHost: a"), None, "partial");
         assert_eq!(target(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None, "HTTP/2");
         assert_eq!(target(b"GET / HTTP/1.1\r\n\r\n"), Some((None, "/".into())));
-    }
-
-    #[tokio::test]
-    async fn a_prefixed_stream_reads_its_head_then_the_rest() {
-        let (mut a, b) = tokio::io::duplex(64);
-        let mut p = Prefixed::new(b"head ".to_vec(), b);
-        tokio::io::AsyncWriteExt::write_all(&mut a, b"rest")
-            .await
-            .unwrap();
-        drop(a);
-        let mut out = String::new();
-        p.read_to_string(&mut out).await.unwrap();
-        assert_eq!(out, "head rest");
     }
 }

@@ -540,6 +540,33 @@ fn on_two_workers_a_components_connections_to_its_service_stay_on_one_thread() {
 }
 
 #[test]
+fn a_first_head_read_for_steering_is_still_under_the_header_timeout() {
+    let dir = TempDir::new("homed-slow");
+    let m = dir.write("w.yaml", cache_workload("slow", "slow.localhost"));
+    let host = Hearth::start_with(&[&m], &["--workers", "2", "--header-timeout", "1"]);
+    wait_status(&host, "slow", Duration::from_secs(10), |s| {
+        listening_on(s, 6380)
+    });
+    let mut conn = TcpStream::connect(host.http).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let sent = Instant::now();
+    conn.write_all(b"GET /incr/n HTTP/1.1\r\nHost: slow.local")
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
+    // Whole heads are still served.
+    let r = crate::support::request(host.http, "slow.localhost", "/incr/n");
+    assert_eq!(r.body, "INT 1\n");
+}
+
+#[test]
 fn the_loopback_rule_is_the_same_for_sockets_and_http() {
     // `app.localhost` is the workload's own loopback over `wasi:http` ...
     let dir = TempDir::new("loopback-rule");
