@@ -4,8 +4,9 @@
 A workload's service (guests/call-bench-service) imports `hearth:bench/calls`;
 hearth satisfies the import with a component of the same workload
 (guests/call-bench-callee) and runs every call on a fresh instance of it. The
-service times `CALLS` calls of `noop()` and of `echo` with 1 KiB each way
-(after 500 warm-up calls of each) with `std::time::Instant`, prints one
+service times `CALLS` calls of `noop()`, of `echo` with 1 KiB each way and of
+`echo-sample` with a record of six scalars each way (after 500 warm-up calls
+of each) with `std::time::Instant`, prints one
 `bench ...` line per kind and `bench done`. This driver runs hearth pinned to
 CPU 1 (`taskset -c 1`, `--workers 1`), reads those lines from hearth's JSON
 log, and reports calls/s and µs per call.
@@ -47,8 +48,8 @@ DONE_TIMEOUT_S = 120.0
 DEFAULT_CALLS = 20_000
 WARMUP_CALLS = 500  # hard-coded in guests/call-bench-service
 ECHO_BYTES = 1024
-KINDS = ("noop", "echo1k")
-LABELS = {"noop": "noop()", "echo1k": "echo(1 KiB)"}
+KINDS = ("noop", "echo1k", "record")
+LABELS = {"noop": "noop()", "echo1k": "echo(1 KiB)", "record": "echo(record)"}
 
 # wasmCloud's published figures, cited for comparison; not measured by this benchmark.
 WASMCLOUD_WARM_US = 9.0
@@ -230,6 +231,7 @@ def main(argv: list[str]) -> int:
         },
         "noop": r["noop"],
         "echo1k": r["echo1k"],
+        "record": r["record"],
         "wall_s": r["wall_s"],
         "reference": {
             "source": "wasmCloud published figures (cited, not measured here)",

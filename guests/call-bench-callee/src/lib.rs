@@ -1,5 +1,6 @@
-//! The callee of bench/calls: exports `hearth:bench/calls`. `noop` does nothing and `echo`
-//! returns its input, so a timed call is almost all linking and instantiation overhead.
+//! The callee of bench/calls: exports `hearth:bench/calls`. `noop` does nothing and the
+//! echoes return their input, so a timed call is almost all linking and instantiation
+//! overhead.
 
 wit_bindgen::generate!({
     world: "callee"
@@ -12,6 +13,12 @@ impl exports::hearth::bench::calls::Guest for Component {
 
     fn echo(data: Vec<u8>) -> Vec<u8> {
         data
+    }
+
+    fn echo_sample(
+        s: exports::hearth::bench::calls::Sample,
+    ) -> exports::hearth::bench::calls::Sample {
+        s
     }
 }
 

@@ -1,13 +1,15 @@
 //! The driver of bench/calls: imports `hearth:bench/calls` (which hearth satisfies with
 //! guests/call-bench-callee, on a fresh instance per call) and times `CALLS` calls of
-//! `noop()` and of `echo` with 1 KiB, printing one `bench ...` line each, then `bench done`.
+//! `noop()`, of `echo` with 1 KiB and of `echo-sample` (a record of six scalars), printing one
+//! `bench ...` line each, then `bench done`.
 
 use std::time::Instant;
 
 use hearth::bench::calls;
 
 wit_bindgen::generate!({
-    world: "caller"
+    world: "caller",
+    additional_derives: [PartialEq],
 });
 
 const DEFAULT_CALLS: u64 = 20_000;
@@ -26,10 +28,19 @@ fn main() {
         Err(_) => DEFAULT_CALLS,
     };
     let payload = vec![7u8; ECHO_BYTES];
+    let sample = calls::Sample {
+        id: 1 << 40,
+        x: 1.5,
+        y: -2.25,
+        z: 1e10,
+        mask: 0xa5a5,
+        ok: true,
+    };
 
     for _ in 0..WARMUP_CALLS {
         calls::noop();
         check(&payload, calls::echo(&payload));
+        check_sample(sample, calls::echo_sample(sample));
     }
 
     let start = Instant::now();
@@ -44,6 +55,12 @@ fn main() {
     }
     report("echo1k", n, start.elapsed().as_secs_f64());
 
+    let start = Instant::now();
+    for _ in 0..n {
+        check_sample(sample, calls::echo_sample(sample));
+    }
+    report("record", n, start.elapsed().as_secs_f64());
+
     println!("bench done");
 }
 
@@ -55,6 +72,14 @@ fn check(sent: &[u8], got: Vec<u8>) {
             got.len(),
             sent.len()
         );
+        std::process::exit(1);
+    }
+}
+
+/// Exits with an error if `echo-sample` did not give back what it was sent.
+fn check_sample(sent: calls::Sample, got: calls::Sample) {
+    if got != sent {
+        eprintln!("echo-sample returned {got:?}, not the {sent:?} sent");
         std::process::exit(1);
     }
 }
