@@ -21,7 +21,9 @@ impl exports::wasmcloud::example::cron::Guest for Component {
             panic!("cron component trapping on purpose");
         }
         // `VERSION` tells versions apart in the log, e.g. across a live update.
-        let version = std::env::var("VERSION").map(|v| format!(" {v}")).unwrap_or_default();
+        let version = std::env::var("VERSION")
+            .map(|v| format!(" {v}"))
+            .unwrap_or_default();
         println!("cron tick{version} (calls on this instance: {n})");
         match std::env::var("PING_URL") {
             Ok(url) => wstd::runtime::block_on(ping(&url)),

@@ -60,7 +60,11 @@ impl Guest for Component {
                     .copied()
                     .filter(|p| std::fs::metadata(p).is_ok())
                     .collect();
-                respond(response_out, 200, format!("reached: {reached:?}\n").as_bytes());
+                respond(
+                    response_out,
+                    200,
+                    format!("reached: {reached:?}\n").as_bytes(),
+                );
             }
             "/drain" => match drain(request) {
                 Ok(n) => respond(response_out, 200, format!("read {n} bytes\n").as_bytes()),
@@ -71,9 +75,15 @@ impl Guest for Component {
                 // error rather than grow its resource table without bound.
                 let mut held = Vec::new();
                 for _ in 0..1_000_000 {
-                    held.push(wasi::clocks::monotonic_clock::subscribe_duration(1_000_000_000));
+                    held.push(wasi::clocks::monotonic_clock::subscribe_duration(
+                        1_000_000_000,
+                    ));
                 }
-                respond(response_out, 200, format!("held {}\n", held.len()).as_bytes());
+                respond(
+                    response_out,
+                    200,
+                    format!("held {}\n", held.len()).as_bytes(),
+                );
             }
             "/log" => {
                 println!("guest says hello on stdout");
