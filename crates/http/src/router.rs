@@ -75,7 +75,8 @@ impl Deployed {
 pub struct Router {
     by_host: imbl::HashMap<String, Routes>,
     any_host: Routes,
-    /// Routes whose workload has a home worker: none, and the ingress need not look.
+    /// Workloads in the table whose service has a home worker: none, and the ingress need
+    /// not look.
     homed: usize,
 }
 
@@ -88,10 +89,6 @@ struct Route {
     prefix: String,
     targets: Vec<Arc<ComponentRuntime>>,
     next: AtomicUsize,
-    /// The HTTP worker its (first) workload's service runs on, where its connections are
-    /// best served. Replicas sharing a route may live on different workers: a connection
-    /// can be steered to one of them only.
-    home: Option<usize>,
 }
 
 impl Route {
@@ -115,25 +112,21 @@ impl Router {
 
     /// Adds the routes of `workload`'s components.
     fn add(&mut self, workload: &RunningWorkload) {
-        let home = workload.home();
+        self.homed += usize::from(workload.home().is_some());
         for c in &workload.components {
             let Some(route) = c.route() else { continue };
             let key = RouteKey::new(route.host.as_deref(), &route.path);
-            let mut homed = 0;
             self.edit(key.host, |routes| {
                 // The lifecycle lets only replicas of one deployment share a route.
-                let (targets, next, home) = match routes.iter().position(|r| r.prefix == key.path) {
+                let (targets, next) = match routes.iter().position(|r| r.prefix == key.path) {
                     Some(i) => {
                         let shared = routes.remove(i);
                         let mut targets = shared.targets.clone();
                         targets.push(Arc::clone(c));
-                        homed -= isize::from(shared.home.is_some());
-                        let next = shared.next.load(Ordering::Relaxed);
-                        (targets, next, shared.home.or(home))
+                        (targets, shared.next.load(Ordering::Relaxed))
                     }
-                    None => (vec![Arc::clone(c)], 0, home),
+                    None => (vec![Arc::clone(c)], 0),
                 };
-                homed += isize::from(home.is_some());
                 let at = routes
                     .iter()
                     .position(|r| r.prefix.len() < key.path.len())
@@ -144,25 +137,25 @@ impl Router {
                         prefix: key.path.clone(),
                         targets,
                         next: AtomicUsize::new(next),
-                        home,
                     }),
                 );
             });
-            self.homed = self.homed.saturating_add_signed(homed);
         }
     }
 
     /// Removes the routes of `workload`'s components (other replicas sharing a route stay).
     fn remove(&mut self, workload: &RunningWorkload) {
+        // A version's home is fixed when it starts: the count it added is the count it takes.
+        self.homed = self
+            .homed
+            .saturating_sub(usize::from(workload.home().is_some()));
         for c in &workload.components {
             let Some(route) = c.route() else { continue };
             let key = RouteKey::new(route.host.as_deref(), &route.path);
-            let mut homed = 0;
             self.edit(key.host, |routes| {
                 let Some(i) = routes.iter().position(|r| r.prefix == key.path) else {
                     return;
                 };
-                homed -= isize::from(routes[i].home.is_some());
                 let targets: Vec<_> = routes[i]
                     .targets
                     .iter()
@@ -171,20 +164,15 @@ impl Router {
                     .collect();
                 if targets.is_empty() {
                     routes.remove(i);
-                    return;
+                } else {
+                    let next = routes[i].next.load(Ordering::Relaxed);
+                    routes[i] = Arc::new(Route {
+                        prefix: key.path.clone(),
+                        targets,
+                        next: AtomicUsize::new(next),
+                    });
                 }
-                // The home of a replica still there (its first with one).
-                let home = targets.iter().find_map(|t| t.home());
-                homed += isize::from(home.is_some());
-                let next = routes[i].next.load(Ordering::Relaxed);
-                routes[i] = Arc::new(Route {
-                    prefix: key.path.clone(),
-                    targets,
-                    next: AtomicUsize::new(next),
-                    home,
-                });
             });
-            self.homed = self.homed.saturating_add_signed(homed);
         }
     }
 
@@ -204,6 +192,22 @@ impl Router {
 
     /// The component serving `path` on `host` (a `Host` header value, port allowed).
     pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<&Arc<ComponentRuntime>> {
+        self.route(host, path).map(|r| r.target())
+    }
+
+    /// The home worker of the workload serving `path` on `host`, if it has one; the round
+    /// robin over replicas is not advanced. Replicas sharing a route may live on different
+    /// workers: the first with a home is taken.
+    pub fn home_of(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        if self.homed == 0 {
+            return None;
+        }
+        self.route(host, path)
+            .and_then(|r| r.targets.iter().find_map(|t| t.home()))
+    }
+
+    /// The route serving `path` on `host`: the host's longest match, else any host's.
+    fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
         if let Some(host) = host.map(bare_host)
             && let Some(routes) = self.by_host.get(host.as_ref())
             && let Some(hit) = longest(routes, path)
@@ -213,33 +217,12 @@ impl Router {
         longest(&self.any_host, path)
     }
 
-    /// The home worker of the workload serving `path` on `host`, if it has one; the round
-    /// robin over replicas is not advanced.
-    pub fn home_of(&self, host: Option<&str>, path: &str) -> Option<usize> {
-        if self.homed == 0 {
-            return None;
-        }
-        if let Some(host) = host.map(bare_host)
-            && let Some(routes) = self.by_host.get(host.as_ref())
-            && let Some(route) = routes.iter().find(|r| prefix_matches(&r.prefix, path))
-        {
-            return route.home;
-        }
-        self.any_host
-            .iter()
-            .find(|r| prefix_matches(&r.prefix, path))
-            .and_then(|r| r.home)
-    }
-
     /// Whether any route exists at all.
     pub fn is_empty(&self) -> bool {
         self.any_host.is_empty() && self.by_host.is_empty()
     }
 }
 
-fn longest<'a>(routes: &'a [Arc<Route>], path: &str) -> Option<&'a Arc<ComponentRuntime>> {
-    routes
-        .iter()
-        .find(|r| prefix_matches(&r.prefix, path))
-        .map(|r| r.target())
+fn longest<'a>(routes: &'a [Arc<Route>], path: &str) -> Option<&'a Arc<Route>> {
+    routes.iter().find(|r| prefix_matches(&r.prefix, path))
 }

@@ -62,15 +62,15 @@ impl Steering {
         (timeout, max_head): (Duration, usize),
     ) -> Steered {
         let read = first_head(&mut stream, max_head);
-        let head = match tokio::time::timeout(timeout, read).await {
-            Ok(head) => head,
+        let (head, target) = match tokio::time::timeout(timeout, read).await {
+            Ok(read) => read,
             Err(_) => {
                 use tokio::io::AsyncWriteExt;
                 let _ = stream.write_all(crate::conn::REQUEST_TIMEOUT).await;
                 return Steered::TimedOut;
             }
         };
-        let home = target(&head).and_then(|(host, path)| router.home_of(host.as_deref(), &path));
+        let home = target.and_then(|(host, path)| router.home_of(host.as_deref(), &path));
         let Some(inbox) = home
             .filter(|&h| h != self.me)
             .and_then(|h| self.inboxes.get(h))
@@ -98,34 +98,49 @@ impl Steering {
     }
 }
 
+/// Where a request goes: its host (absolute-form authority, else `Host`) and path.
+type Target = (Option<String>, String);
+
+/// What the bytes read so far say.
+enum Head {
+    /// The start of a head: read on.
+    More,
+    /// A whole head, and its target when it is HTTP/1 with a valid one; or bytes that are
+    /// no head at all (HTTP/2, garbage), with none.
+    Done(Option<Target>),
+}
+
 /// Reads until `stream` holds a whole request head, `max` bytes, an error or the end:
-/// whatever was read, for hyper to make sense of (or refuse) in every case.
-async fn first_head(stream: &mut TcpStream, max: usize) -> Vec<u8> {
+/// whatever was read, for hyper to make sense of (or refuse) in every case, and the first
+/// request's target if it could be told.
+async fn first_head(stream: &mut TcpStream, max: usize) -> (Vec<u8>, Option<Target>) {
     let mut buf = Vec::with_capacity(1024);
     loop {
         match stream.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return buf,
+            Ok(0) | Err(_) => return (buf, None),
             Ok(_) => {}
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Partial) if buf.len() < max => {
-                buf.reserve(1024);
-            }
-            _ => return buf,
+        match head(&buf) {
+            Head::More if buf.len() < max => buf.reserve(1024),
+            Head::More => return (buf, None),
+            Head::Done(target) => return (buf, target),
         }
     }
 }
 
-/// The host (absolute-form authority, else `Host`) and path of the request starting `head`,
-/// if it is a whole HTTP/1 head.
-fn target(head: &[u8]) -> Option<(Option<String>, String)> {
+/// Parses the request head starting `bytes`.
+fn head(bytes: &[u8]) -> Head {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    if !req.parse(head).ok()?.is_complete() {
-        return None;
+    match req.parse(bytes) {
+        Ok(httparse::Status::Partial) => Head::More,
+        Ok(httparse::Status::Complete(_)) => Head::Done(target(&req)),
+        Err(_) => Head::Done(None),
     }
+}
+
+/// The target of a whole, parsed request head.
+fn target(req: &httparse::Request<'_, '_>) -> Option<Target> {
     let uri: http::Uri = req.path?.parse().ok()?;
     let host = uri.authority().map(|a| a.as_str().to_string()).or_else(|| {
         req.headers
@@ -141,17 +156,35 @@ fn target(head: &[u8]) -> Option<(Option<String>, String)> {
 mod tests {
     use super::*;
 
+    /// The target of `bytes` if they hold a whole head.
+    fn target_of(bytes: &[u8]) -> Option<Target> {
+        match head(bytes) {
+            Head::Done(target) => target,
+            Head::More => None,
+        }
+    }
+
     #[test]
     fn a_first_heads_target_comes_from_host_or_the_absolute_form() {
         let head = b"GET /incr/n?x=1 HTTP/1.1\r\nHost: cache.localhost:8080\r\n\r\n";
         assert_eq!(
-            target(head),
+            target_of(head),
             Some((Some("cache.localhost:8080".into()), "/incr/n".into()))
         );
         let head = b"GET http://a.example/p HTTP/1.1\r\nHost: b.example\r\n\r\n";
-        assert_eq!(target(head), Some((Some("a.example".into()), "/p".into())));
-        assert_eq!(target(b"GET / HTTP/1.1\r\nHost: a"), None, "partial");
-        assert_eq!(target(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), None, "HTTP/2");
-        assert_eq!(target(b"GET / HTTP/1.1\r\n\r\n"), Some((None, "/".into())));
+        assert_eq!(
+            target_of(head),
+            Some((Some("a.example".into()), "/p".into()))
+        );
+        assert_eq!(target_of(b"GET / HTTP/1.1\r\nHost: a"), None, "partial");
+        assert_eq!(
+            target_of(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            None,
+            "HTTP/2"
+        );
+        assert_eq!(
+            target_of(b"GET / HTTP/1.1\r\n\r\n"),
+            Some((None, "/".into()))
+        );
     }
 }
