@@ -17,11 +17,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::runtime::Handle;
 
 /// Where services run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ServicePlacement {
     /// Each on an HTTP worker (the least busy), with its workload's requests steered there.
     OnWorkers,
-    /// Each on a thread of its own.
+    /// Each on a thread of its own (and always, before any workers are given).
+    #[default]
     OwnThreads,
 }
 
@@ -30,7 +31,7 @@ pub enum ServicePlacement {
 pub(crate) struct Workers {
     handles: Vec<Handle>,
     services: Arc<[AtomicUsize]>,
-    placement: Option<ServicePlacement>,
+    placement: ServicePlacement,
 }
 
 /// A service's place on a worker; the worker counts it until this is dropped.
@@ -51,7 +52,7 @@ impl Workers {
         Self {
             services: handles.iter().map(|_| AtomicUsize::new(0)).collect(),
             handles,
-            placement: Some(placement),
+            placement,
         }
     }
 
@@ -64,7 +65,7 @@ impl Workers {
     /// running the fewest services. `None` when services get threads of their own (or no
     /// workers were given).
     pub(crate) fn home(&self, prefer: Option<usize>) -> Option<Home> {
-        if self.placement != Some(ServicePlacement::OnWorkers) || self.handles.is_empty() {
+        if self.placement != ServicePlacement::OnWorkers || self.handles.is_empty() {
             return None;
         }
         let worker = prefer
